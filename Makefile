@@ -1,0 +1,41 @@
+# Set-up is part of every target: a fresh clone needs only `make demo` or `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+LOCAL_ENV = eval "$$($(BIN)/logins-pipeline env)"
+
+.PHONY: install up demo dev test down clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(INSTALLED)
+
+# Local SQS (LocalStack on the host, in its own Python 3.13 venv) + Postgres 16 (pgserver's binaries).
+up: install
+	$(BIN)/logins-pipeline up
+
+# The main job on the local services: reset the demo data, seed the sample, run once, show the result.
+demo: up
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline reset --yes
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline seed
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline run
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline status
+
+# The Dagster UI and daemon (sensor running) on http://127.0.0.1:3000, against the same local services.
+dev: up
+	$(LOCAL_ENV) && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+# The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
+test: install
+	$(BIN)/python -m pytest
+
+down:
+	@if [ -x $(BIN)/logins-pipeline ]; then $(BIN)/logins-pipeline down; fi
+
+clean: down
+	rm -rf $(VENV) .local

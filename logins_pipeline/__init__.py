@@ -1,0 +1,1 @@
+"""logins_pipeline: SQS login events -> masked, validated rows in Postgres, orchestrated by Dagster."""

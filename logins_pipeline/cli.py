@@ -1,0 +1,193 @@
+"""`logins-pipeline`: run the local services, seed the queue, run the pipeline, look at the results."""
+
+import functools
+import json
+import os
+import shlex
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+
+import click
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
+
+from logins_pipeline import settings
+from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.core.masking import MaskingKeyError
+from logins_pipeline.local.environment import LocalEnvironment
+from logins_pipeline.local.services import LocalServiceError
+from logins_pipeline.resources.postgres import PostgresResource
+from logins_pipeline.resources.sqs import SQSResource, chunks
+
+SEND_THREADS = 4
+
+
+class SettingMissing(Exception):
+    pass
+
+
+def _require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise SettingMissing(f'{name} is not set (for the local services: eval "$(logins-pipeline env)")')
+    return value
+
+
+def _sqs() -> SQSResource:
+    return SQSResource(queue_url=_require(settings.QUEUE_URL), region_name=_require(settings.AWS_REGION))
+
+
+def _postgres() -> PostgresResource:
+    return PostgresResource(dsn=_require(settings.POSTGRES_DSN), connect_timeout=5)
+
+
+def _one_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def clear_errors(command):
+    """Known failures (service down, bad DSN, wrong queue, bad key) print one line and exit 1."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (SettingMissing, LocalServiceError, MaskingKeyError) as error:
+            click.echo(f"error: {error}", err=True)
+        except psycopg.Error as error:
+            click.echo(f"error: Postgres: {_one_line(error)}", err=True)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            click.echo(f"error: SQS: {code}: {error.response.get('Error', {}).get('Message', '')}", err=True)
+        except BotoCoreError as error:
+            click.echo(f"error: SQS: {error}", err=True)
+        sys.exit(1)
+
+    return wrapper
+
+
+@click.group()
+def main():
+    """Drain SQS login events into Postgres user_logins, with PII masked."""
+
+
+@main.command()
+@clear_errors
+def up():
+    """Start the local SQS server and Postgres (idempotent), create the queues, apply migrations."""
+    env = LocalEnvironment().up()
+    click.echo(f"SQS      {env[settings.AWS_ENDPOINT_URL_SQS]}  queue {env[settings.QUEUE_URL]}")
+    click.echo(f"Postgres {env[settings.POSTGRES_DSN].split('@')[-1]}")
+    click.echo('ready: eval "$(logins-pipeline env)"')
+
+
+@main.command()
+@clear_errors
+def down():
+    """Stop the local services (their data stays in the state folder; the queue's messages do not)."""
+    LocalEnvironment().down()
+    click.echo("stopped")
+
+
+@main.command()
+@clear_errors
+def env():
+    """Print `export` lines for the local services: eval "$(logins-pipeline env)"."""
+    for name, value in LocalEnvironment().env().items():
+        click.echo(f"export {name}={shlex.quote(value)}")
+
+
+def _bodies_from_file(path: Path | None) -> list[str]:
+    text = path.read_text() if path else (resources.files("logins_pipeline") / "fixtures" / "sample_logins.json").read_text()
+    return [json.dumps(event) for event in json.loads(text)]
+
+
+@main.command()
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A JSON array of login events (default: the bundled 100-message sample).")
+@click.option("--count", type=click.IntRange(min=1), help="Send this many generated realistic logins instead.")
+@clear_errors
+def seed(file, count):
+    """Send login messages to the queue (SendMessageBatch, parallel senders)."""
+    if file and count:
+        raise click.UsageError("use --file or --count, not both")
+    sqs = _sqs()
+    bodies = [json.dumps(e) for e in generate_logins(count)] if count else _bodies_from_file(file)
+    groups = chunks(bodies, 100)
+    failed = 0
+    with click.progressbar(length=len(bodies), label="seeding", file=sys.stderr) as bar, \
+            ThreadPoolExecutor(SEND_THREADS) as pool:
+        clients = [sqs.client() for _ in range(SEND_THREADS)]
+        jobs = [pool.submit(sqs.send_bodies, group, clients[i % SEND_THREADS]) for i, group in enumerate(groups)]
+        for job, group in zip(jobs, groups):
+            failed += job.result()
+            bar.update(len(group))
+    click.echo(f"sent {len(bodies) - failed} messages" + (f", {failed} failed" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
+def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
+    with postgres.connect() as conn:
+        logins = conn.execute("SELECT count(*) FROM public.user_logins").fetchone()[0]
+        quarantined = conn.execute("SELECT count(*) FROM public.login_quarantine").fetchone()[0]
+    return logins, quarantined
+
+
+@main.command()
+@click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1), default=5_000, show_default=True)
+@click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
+@clear_errors
+def run(max_messages, chunk_size, receivers):
+    """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
+    from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
+
+    _require(settings.DAGSTER_HOME)
+    sqs = _sqs()
+    sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
+    _table_counts(_postgres())
+    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers)
+    if not outcome.success:
+        click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
+        sys.exit(1)
+    m = outcome.metadata
+    depth = sqs.queue_depth()
+    click.echo(f"run {outcome.run_id}: {m['received']} received, {m['inserted']} inserted, "
+               f"{m['duplicates_skipped']} duplicates, {m['quarantined']} quarantined, "
+               f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)")
+    for reason, n in sorted(outcome.reasons.items()):
+        click.echo(f"  quarantined {reason}: {n}")
+
+
+@main.command()
+@clear_errors
+def status():
+    """Queue depth, in flight, dead-letter depth, rows and quarantined rows."""
+    sqs = _sqs()
+    client = sqs.client()
+    depth = sqs.queue_depth(client)
+    dlq = sqs.dead_letter_depth(client)
+    logins, quarantined = _table_counts(_postgres())
+    click.echo(f"queue: {depth.visible} visible, {depth.in_flight} in flight, {depth.delayed} delayed")
+    click.echo(f"dead-letter queue: {dlq if dlq is not None else 'none configured'}")
+    click.echo(f"user_logins: {logins} rows; login_quarantine: {quarantined} rows")
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@clear_errors
+def reset(yes):
+    """Development only: purge the queues and empty user_logins and login_quarantine."""
+    if os.environ.get(settings.ENVIRONMENT) != "development":
+        raise SettingMissing(f"reset only runs with {settings.ENVIRONMENT}=development")
+    if not yes:
+        click.confirm("Purge the queues and delete every row of user_logins and login_quarantine?", abort=True)
+    sqs = _sqs()
+    sqs.purge()
+    with _postgres().connect() as conn:
+        conn.execute("TRUNCATE public.user_logins, public.login_quarantine")
+    click.echo("reset: queues purged, tables emptied")

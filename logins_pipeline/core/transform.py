@@ -1,0 +1,207 @@
+"""Messages in, masked rows and rejections out: parse, flatten, normalise, mask, validate.
+
+Every message comes out exactly once: as a row of `Batch.rows` (validated by the MaskedLogin schema) or
+as a `Rejection` with a reason code. Neither holds plaintext PII, and no reason text quotes a value.
+"""
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pandas as pd
+import pandera.pandas as pa
+
+from logins_pipeline.core.app_version import InvalidAppVersion, encode_app_version
+from logins_pipeline.core.masking import MaskingKey, canonical_ip, normalise_device_id, token
+from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.schema import COLUMNS, MaskedLogin
+
+MAX_BODY_BYTES = 256 * 1024
+REQUIRED_TEXT_FIELDS = ("user_id", "app_version", "device_type", "ip", "device_id")
+PII_FIELDS = frozenset({"ip", "device_id"})
+
+# Reason codes for quarantined messages (documented in the README).
+BODY_TOO_LARGE = "body_too_large"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+INVALID_IP = "invalid_ip"
+INVALID_DEVICE_ID = "invalid_device_id"
+INVALID_APP_VERSION = "invalid_app_version"
+VALUE_TOO_LONG = "value_too_long"
+SCHEMA_VIOLATION = "schema_violation"
+
+
+class Rejected(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Rejection:
+    message_id: str
+    reason: str
+    detail: str
+    masked_body: str | None  # the JSON object with PII fields replaced by tokens; None if not an object
+    body_bytes: int
+    body_hmac: str
+    sent_at: datetime
+    receive_count: int
+    masking_key_id: str
+
+
+@dataclass
+class Batch:
+    rows: pd.DataFrame  # validated MaskedLogin rows
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def reasons(self) -> Counter:
+        return Counter(r.reason for r in self.rejections)
+
+
+def sent_at(message: ReceivedMessage) -> datetime:
+    return datetime.fromtimestamp(message.sent_timestamp_ms / 1000, tz=timezone.utc)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _object_without_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("duplicate key in object")
+    return dict(pairs)
+
+
+def parse_body(body: str) -> dict:
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise Rejected(BODY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
+    try:
+        value = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicate_keys)
+    except ValueError as error:  # JSONDecodeError included; its message quotes positions, not values
+        detail = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
+        raise Rejected(INVALID_JSON, detail) from None
+    if not isinstance(value, dict):
+        raise Rejected(NOT_AN_OBJECT, f"body is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _text_field(event: dict, name: str) -> str:
+    value = event[name]
+    if not isinstance(value, str):
+        raise Rejected(WRONG_TYPE, f"{name} must be a string, got {type(value).__name__}")
+    return value
+
+
+def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> dict:
+    """One login event -> one unvalidated row of masked, normalised values."""
+    missing = [name for name in REQUIRED_TEXT_FIELDS if event.get(name) is None]
+    if missing:
+        raise Rejected(MISSING_FIELD, "missing or null: " + ", ".join(missing))
+    locale = event.get("locale")
+    if locale is not None and not isinstance(locale, str):
+        raise Rejected(WRONG_TYPE, f"locale must be a string or null, got {type(locale).__name__}")
+    user_id, version, device_type, ip, device_id = (_text_field(event, n) for n in REQUIRED_TEXT_FIELDS)
+    try:
+        ip = canonical_ip(ip)
+    except ValueError:
+        raise Rejected(INVALID_IP, "ip is not a valid IPv4 or IPv6 address") from None
+    device_id = normalise_device_id(device_id)
+    if not device_id:
+        raise Rejected(INVALID_DEVICE_ID, "device_id is empty")
+    try:
+        app_version = encode_app_version(version)
+    except InvalidAppVersion as error:
+        raise Rejected(INVALID_APP_VERSION, str(error)) from None
+    sent = sent_at(message)
+    return {
+        "message_id": message.message_id,
+        "user_id": user_id.strip(),
+        "device_type": device_type.strip().lower(),
+        "masked_ip": token(key, "ip", ip),
+        "masked_device_id": token(key, "device_id", device_id),
+        "locale": (locale or "").strip() or None,
+        "app_version": app_version,
+        "create_date": sent.date(),
+        "sent_at": sent,
+        "masking_key_id": key.key_id,
+    }
+
+
+def mask_pii(value, key: MaskingKey):
+    """A copy of a parsed body with every `ip`/`device_id` value, at any depth, replaced by its token."""
+    if isinstance(value, dict):
+        return {
+            k: _mask_field(k.lower(), v, key) if k.lower() in PII_FIELDS else mask_pii(v, key)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [mask_pii(v, key) for v in value]
+    return value
+
+
+def _mask_field(name: str, value, key: MaskingKey) -> str:
+    if isinstance(value, str):
+        try:
+            value = canonical_ip(value) if name == "ip" else normalise_device_id(value)
+        except ValueError:
+            pass
+        return token(key, name, value)
+    return token(key, name, json.dumps(value, sort_keys=True))
+
+
+def _rejection(message: ReceivedMessage, error: Rejected, event: dict | None, key: MaskingKey) -> Rejection:
+    raw = message.body.encode("utf-8", "surrogatepass")
+    masked_body = json.dumps(mask_pii(event, key), ensure_ascii=True) if event is not None else None
+    return Rejection(
+        message_id=message.message_id,
+        reason=error.reason,
+        detail=error.detail,
+        masked_body=masked_body,
+        body_bytes=len(raw),
+        body_hmac=token(key, "body", raw),
+        sent_at=sent_at(message),
+        receive_count=message.receive_count,
+        masking_key_id=key.key_id,
+    )
+
+
+def _schema_rejections(frame: pd.DataFrame, error: pa.errors.SchemaErrors) -> dict[int, Rejected]:
+    """Row index -> the first schema failure of that row. Failure cases hold only masked values."""
+    failures: dict[int, Rejected] = {}
+    for case in error.failure_cases.itertuples():
+        if pd.isna(case.index):
+            raise error  # a failure of the whole frame (wrong columns): a bug, not bad input
+        check = str(case.check)
+        reason = VALUE_TOO_LONG if check.startswith("str_length") and case.failure_case is not None else SCHEMA_VIOLATION
+        failures.setdefault(int(case.index), Rejected(reason, f"{case.column}: {check}"))
+    return failures
+
+
+def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
+    """Parse, flatten, normalise, mask and validate a batch of messages."""
+    rows, row_events, row_messages = [], [], []
+    rejections: list[Rejection] = []
+    for message in messages:
+        event = None
+        try:
+            event = parse_body(message.body)
+            rows.append(flatten_event(event, message, key))
+            row_events.append(event)
+            row_messages.append(message)
+        except Rejected as error:
+            rejections.append(_rejection(message, error, event, key))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    try:
+        frame = MaskedLogin.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as error:
+        failures = _schema_rejections(frame, error)
+        for index, failure in sorted(failures.items()):
+            rejections.append(_rejection(row_messages[index], failure, row_events[index], key))
+        frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
+    return Batch(rows=frame, rejections=rejections)

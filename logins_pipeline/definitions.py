@@ -1,0 +1,35 @@
+"""The Dagster code location: `dagster dev -m logins_pipeline.definitions` or workspace.yaml."""
+
+import os
+
+import dagster as dg
+
+from logins_pipeline import settings
+from logins_pipeline.defs.logins.assets import ingest_logins
+from logins_pipeline.defs.logins.checks import user_logins_checks
+from logins_pipeline.defs.logins.jobs import ingest_logins_job
+from logins_pipeline.defs.logins.sensors import login_queue_sensor
+from logins_pipeline.resources.masking import MaskingResource
+from logins_pipeline.resources.postgres import PostgresResource
+from logins_pipeline.resources.sqs import SQSResource
+
+
+def resources_from_env() -> dict:
+    """Resources configured from the environment; secrets stay EnvVar references (never shown in the UI)."""
+    return {
+        "sqs": SQSResource(queue_url=dg.EnvVar(settings.QUEUE_URL), region_name=dg.EnvVar(settings.AWS_REGION)),
+        "postgres": PostgresResource(dsn=dg.EnvVar(settings.POSTGRES_DSN)),
+        "masking": MaskingResource(
+            key=dg.EnvVar(settings.MASKING_KEY),
+            environment=os.environ.get(settings.ENVIRONMENT, "production"),
+        ),
+    }
+
+
+defs = dg.Definitions(
+    assets=[ingest_logins],
+    asset_checks=[user_logins_checks],
+    jobs=[ingest_logins_job],
+    sensors=[login_queue_sensor],
+    resources=resources_from_env(),
+)

@@ -1,0 +1,1 @@
+"""Dagster wiring: assets, checks, sensor and job, one folder per domain."""

@@ -1,0 +1,116 @@
+"""The login assets: raw_login_messages -> masked_logins -> user_logins (+ login_quarantine).
+
+One multi-asset produces all four in one step, in memory: the raw messages hold plaintext PII and the
+masked batches are re-identifiable, so neither may pass through an IO manager (the default one pickles
+every output into DAGSTER_HOME/storage). The specs' deps still draw the lineage raw -> masked -> table.
+"""
+
+from datetime import datetime, timezone
+
+import dagster as dg
+from pydantic import Field
+
+from logins_pipeline.defs.logins.column_schema import column_schema
+from logins_pipeline.ingest import DrainLimits, DrainSummary, drain
+from logins_pipeline.resources.masking import MaskingResource
+from logins_pipeline.resources.postgres import PostgresResource
+from logins_pipeline.resources.sqs import SQSResource
+
+GROUP = "logins"
+
+raw_login_messages = dg.AssetSpec(
+    "raw_login_messages",
+    group_name=GROUP,
+    kinds={"sqs"},
+    description="One bounded drain of the SQS login-queue. Holds plaintext PII: kept in memory only.",
+)
+masked_logins = dg.AssetSpec(
+    "masked_logins",
+    deps=[raw_login_messages],
+    group_name=GROUP,
+    kinds={"pandas", "pandera"},
+    description="Parsed, flattened, normalised logins with ip/device_id replaced by keyed HMAC tokens, "
+    "validated by the MaskedLogin pandera schema. Kept in memory only.",
+    metadata={"dagster/column_schema": column_schema()},
+)
+user_logins = dg.AssetSpec(
+    "user_logins",
+    deps=[masked_logins],
+    group_name=GROUP,
+    kinds={"postgres"},
+    description="Postgres table public.user_logins: one row per valid login message (unique message_id).",
+    metadata={"dagster/column_schema": column_schema(), "dagster/table_name": "public.user_logins"},
+)
+login_quarantine = dg.AssetSpec(
+    "login_quarantine",
+    deps=[masked_logins],
+    group_name=GROUP,
+    kinds={"postgres"},
+    description="Postgres table public.login_quarantine: messages that could not become a row, with the "
+    "reason. PII fields are masked; unparseable bodies are kept only as size and keyed hash.",
+    metadata={"dagster/table_name": "public.login_quarantine"},
+)
+
+
+class IngestConfig(dg.Config):
+    max_messages: int = Field(default=100_000, ge=1, description="Stop after this many messages in one run")
+    chunk_size: int = Field(default=5_000, ge=1, description="Messages per transaction (commit, then delete)")
+    receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
+
+
+def _lag_seconds(summary: DrainSummary) -> float:
+    if summary.oldest_sent_at is None:
+        return 0.0
+    return round((datetime.now(timezone.utc) - summary.oldest_sent_at).total_seconds(), 3)
+
+
+def _results(summary: DrainSummary):
+    rate = dg.MetadataValue.float(round(summary.rate, 1))
+    yield dg.MaterializeResult(
+        asset_key=raw_login_messages.key,
+        metadata={"received": summary.received, "lag_seconds": _lag_seconds(summary), "chunks": summary.chunks},
+    )
+    yield dg.MaterializeResult(
+        asset_key=masked_logins.key,
+        metadata={"valid": summary.received - summary.quarantined - summary.duplicates,
+                  "rejected": summary.quarantined},
+    )
+    yield dg.MaterializeResult(
+        asset_key=user_logins.key,
+        metadata={
+            "received": summary.received,
+            "inserted": summary.inserted,
+            "duplicates_skipped": summary.duplicates,
+            "quarantined": summary.quarantined,
+            "delete_failures": summary.delete_failures,
+            "messages_per_second": rate,
+            "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=login_quarantine.key,
+        metadata={"quarantined": summary.quarantined,
+                  "quarantined_by_reason": dg.MetadataValue.json(dict(summary.reasons))},
+    )
+
+
+@dg.multi_asset(specs=[raw_login_messages, masked_logins, user_logins, login_quarantine], name="ingest_logins")
+def ingest_logins(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    sqs: SQSResource,
+    postgres: PostgresResource,
+    masking: MaskingResource,
+):
+    key = masking.masking_key()  # fails the run before anything is received if the key is unusable
+
+    def log_progress(summary: DrainSummary) -> None:
+        context.log.info(
+            f"chunk {summary.chunks}: {summary.received} received, {summary.inserted} inserted, "
+            f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
+        )
+
+    limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers)
+    summary = drain(sqs, postgres, key, limits, progress=log_progress)
+    context.log.info(f"drained {summary.received} messages in {summary.seconds:.1f}s")
+    yield from _results(summary)

@@ -1,0 +1,38 @@
+"""Asset checks that guard public.user_logins."""
+
+import dagster as dg
+
+from logins_pipeline.core.masking import TOKEN_PATTERN
+from logins_pipeline.defs.logins.assets import user_logins
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+
+# name -> (description, SQL counting the offending rows)
+TABLE_CHECKS = {
+    "no_null_user_id": (
+        "Every row has a user_id.",
+        "SELECT count(*) FROM public.user_logins WHERE user_id IS NULL",
+    ),
+    "masked_values_are_tokens": (
+        "Every row this pipeline wrote holds HMAC tokens (64 hex characters), never a raw value.",
+        "SELECT count(*) FROM public.user_logins WHERE masking_key_id IS NOT NULL"
+        f" AND (masked_ip !~ '{TOKEN_PATTERN}' OR masked_device_id !~ '{TOKEN_PATTERN}')",
+    ),
+    "message_ids_unique": (
+        "No SQS message id appears twice (redelivery must be a no-op).",
+        "SELECT count(message_id) - count(DISTINCT message_id) FROM public.user_logins",
+    ),
+}
+
+
+@dg.multi_asset_check(
+    specs=[dg.AssetCheckSpec(name, asset=user_logins.key, description=text) for name, (text, _) in TABLE_CHECKS.items()]
+)
+def user_logins_checks(postgres: PostgresResource):
+    with postgres.connect() as conn:
+        apply_migrations(conn)
+        for name, (_, sql) in TABLE_CHECKS.items():
+            offending = conn.execute(sql).fetchone()[0]
+            yield dg.AssetCheckResult(
+                check_name=name, asset_key=user_logins.key, passed=offending == 0,
+                metadata={"offending_rows": offending},
+            )

@@ -1,0 +1,89 @@
+"""One bounded drain of the queue, in chunks: receive -> build batch -> COMMIT -> delete, repeated.
+
+A chunk's messages are deleted from SQS only after the transaction that stored them has committed, so a
+crash at any point loses nothing (the messages come back after the visibility timeout) and duplicates
+nothing (the second write of a message id is a no-op). A crash costs at most one chunk's work.
+"""
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.transform import Batch, build_batch, sent_at
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, write_batch
+from logins_pipeline.resources.sqs import SQSResource
+
+
+@dataclass(frozen=True)
+class DrainLimits:
+    max_messages: int = 100_000
+    chunk_size: int = 5_000
+    receivers: int = 4
+
+
+@dataclass
+class DrainSummary:
+    received: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    delete_failures: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    oldest_sent_at: datetime | None = None
+    reasons: Counter = field(default_factory=Counter)
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.seconds if self.seconds else 0.0
+
+
+def unique_by_id(messages: list[ReceivedMessage]) -> tuple[list[ReceivedMessage], int]:
+    """SQS may hand the same message twice; keep the first of each id (every receipt is still deleted)."""
+    seen: dict[str, ReceivedMessage] = {}
+    for message in messages:
+        seen.setdefault(message.message_id, message)
+    return list(seen.values()), len(messages) - len(seen)
+
+
+def _record(summary: DrainSummary, messages: list[ReceivedMessage], batch: Batch, result, repeats: int) -> None:
+    summary.chunks += 1
+    summary.received += len(messages)
+    summary.inserted += result.inserted
+    summary.duplicates += result.duplicates + repeats
+    summary.quarantined += result.quarantined
+    summary.reasons.update(batch.reasons())
+    oldest = min(sent_at(m) for m in messages)
+    summary.oldest_sent_at = min(filter(None, (summary.oldest_sent_at, oldest)))
+
+
+def drain(
+    sqs: SQSResource,
+    postgres: PostgresResource,
+    key: MaskingKey,
+    limits: DrainLimits = DrainLimits(),
+    progress: Callable[[DrainSummary], None] = lambda summary: None,
+) -> DrainSummary:
+    started = time.monotonic()
+    summary = DrainSummary()
+    with postgres.connect() as conn:
+        apply_migrations(conn)
+        delete_client = sqs.client()
+        while summary.received < limits.max_messages:
+            wanted = min(limits.chunk_size, limits.max_messages - summary.received)
+            messages = sqs.receive_chunk(wanted, limits.receivers)
+            if not messages:
+                break
+            unique, repeats = unique_by_id(messages)
+            batch = build_batch(unique, key)
+            result = write_batch(conn, batch)  # COMMIT happens here ...
+            summary.delete_failures += sqs.delete(messages, delete_client)  # ... and only then delete
+            _record(summary, messages, batch, result, repeats)
+            summary.seconds = time.monotonic() - started
+            progress(summary)
+    summary.seconds = time.monotonic() - started
+    return summary

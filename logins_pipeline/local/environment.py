@@ -1,0 +1,103 @@
+"""The embedded local environment: LocalStack SQS + Postgres on loopback, queues, schema, a dev key.
+
+All state lives under one git-ignored folder (default ./.local, or LOGINS_LOCAL_DIR). `up` writes the
+environment the other commands need into <state>/env.json, which `logins-pipeline env` prints as exports.
+"""
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+
+import boto3
+
+from logins_pipeline import settings
+from logins_pipeline.core.masking import DEV_KEY_PREFIX, MIN_KEY_BYTES
+from logins_pipeline.local.services import LocalPostgres, LocalServiceError, LocalSQS
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+
+REGION = "us-east-1"
+ACCOUNT = "000000000000"  # LocalStack's default account
+MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message that keeps failing to the dead-letter queue
+VISIBILITY_TIMEOUT = 120
+DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("LOGINS_LOCAL_DIR", Path.cwd() / ".local")).resolve()
+
+
+def create_queues(client) -> str:
+    """Create the dead-letter queue, then login-queue with a redrive policy to it; returns the queue URL."""
+    dlq_url = client.create_queue(QueueName=settings.DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
+    dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
+    return client.create_queue(
+        QueueName=settings.QUEUE_NAME,
+        Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": str(VISIBILITY_TIMEOUT)},
+    )["QueueUrl"]
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+class LocalEnvironment:
+    def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None):
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+        self.env_file = self.state_dir / "env.json"
+        self.key_file = self.state_dir / "masking.key"
+        self.dagster_home = self.state_dir / "dagster_home"
+        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", 4566)))
+        self.postgres = LocalPostgres(
+            self.state_dir, postgres_port or int(os.environ.get("LOGINS_LOCAL_POSTGRES_PORT", 54329))
+        )
+
+    def up(self) -> dict[str, str]:
+        """Start both services (idempotent), create the queues, apply migrations, write env.json."""
+        self.sqs.ensure_installed()
+        self.postgres.start()
+        self.sqs.start()
+        client = boto3.client(
+            "sqs", region_name=REGION, endpoint_url=self.sqs.endpoint_url,
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
+        queue_url = create_queues(client)
+        with PostgresResource(dsn=self.postgres.dsn).connect() as conn:
+            apply_migrations(conn)
+        env = {
+            settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
+            settings.AWS_REGION: REGION,
+            settings.AWS_ACCESS_KEY_ID: "test",
+            settings.AWS_SECRET_ACCESS_KEY: "test",
+            settings.QUEUE_URL: queue_url,
+            settings.POSTGRES_DSN: self.postgres.dsn,
+            settings.MASKING_KEY: self._development_key(),
+            settings.ENVIRONMENT: "development",
+            settings.DAGSTER_HOME: str(self.dagster_home),
+        }
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        if not (self.dagster_home / "dagster.yaml").exists():
+            (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+        _write_private(self.env_file, json.dumps(env, indent=2))
+        return env
+
+    def down(self) -> None:
+        self.sqs.stop()
+        self.postgres.stop()
+
+    def env(self) -> dict[str, str]:
+        if not self.env_file.exists():
+            raise LocalServiceError(f"the local services are not set up in {self.state_dir}: run `logins-pipeline up`")
+        return json.loads(self.env_file.read_text())
+
+    def _development_key(self) -> str:
+        """A random key made once per state folder (mode 0600), marked "dev:" so production refuses it."""
+        if not self.key_file.exists():
+            secret = base64.b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode()
+            _write_private(self.key_file, DEV_KEY_PREFIX + secret)
+        return self.key_file.read_text().strip()

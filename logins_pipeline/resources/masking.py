@@ -1,0 +1,17 @@
+"""The masking key, from the environment only: there is no key constant anywhere in the code."""
+
+import dagster as dg
+from pydantic import Field
+
+from logins_pipeline.core.masking import MaskingKey, parse_masking_key
+
+
+class MaskingResource(dg.ConfigurableResource):
+    key: str = Field(description="base64 of >= 32 random bytes (LOGINS_MASKING_KEY)")
+    environment: str = Field(
+        default="production",
+        description="LOGINS_ENVIRONMENT; only 'development' accepts a development key ('dev:' prefix)",
+    )
+
+    def masking_key(self) -> MaskingKey:
+        return parse_masking_key(self.key, development=self.environment == "development")

@@ -1,0 +1,100 @@
+"""Postgres access (psycopg 3): connections, versioned migrations, and the one-transaction batch write."""
+
+from dataclasses import dataclass
+from importlib import resources
+
+import dagster as dg
+import psycopg
+from pydantic import Field
+
+from logins_pipeline.core.schema import COLUMNS
+from logins_pipeline.core.transform import Batch
+
+MIGRATION_LOCK = 7_452_019  # pg_advisory_xact_lock key: concurrent runs apply migrations one at a time
+QUARANTINE_COLUMNS = (
+    "message_id", "reason", "detail", "masked_body", "body_bytes", "body_hmac", "sent_at", "receive_count",
+    "masking_key_id",
+)
+
+
+def migrations() -> list[tuple[int, str]]:
+    """(version, sql) for every file NNNN_name.sql shipped in resources/migrations, in order."""
+    folder = resources.files("logins_pipeline.resources") / "migrations"
+    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(int(f.name.split("_", 1)[0]), f.read_text()) for f in files]
+
+
+def apply_migrations(conn: psycopg.Connection) -> list[int]:
+    """Apply the migrations this database lacks, each in its own transaction; returns those applied."""
+    applied = []
+    for version, sql in migrations():
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS public.logins_schema_migrations"
+                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = conn.execute("SELECT 1 FROM public.logins_schema_migrations WHERE version = %s", (version,))
+            if done.fetchone() is None:
+                conn.execute(sql)
+                conn.execute("INSERT INTO public.logins_schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+    return applied
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    inserted: int
+    duplicates: int
+    quarantined: int  # newly quarantined; a redelivered quarantined message counts as a duplicate
+
+
+def _row_tuples(batch: Batch):
+    frame = batch.rows
+    columns = [frame[c].tolist() for c in COLUMNS]
+    create_date = COLUMNS.index("create_date")
+    locale = COLUMNS.index("locale")
+    columns[create_date] = [d.date() for d in columns[create_date]]
+    columns[locale] = [None if isinstance(v, float) else v for v in columns[locale]]  # NaN -> NULL
+    return zip(*columns)
+
+
+def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
+    """Valid rows and quarantined rows in one transaction: COPY into a staging table, then
+    INSERT ... ON CONFLICT DO NOTHING on the message id, so a redelivered message is a no-op."""
+    column_list = ", ".join(COLUMNS)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS user_logins_staging"
+            " (LIKE public.user_logins INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY user_logins_staging ({column_list}) FROM STDIN") as copy:
+            for row in _row_tuples(batch):
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO public.user_logins ({column_list}) SELECT {column_list} FROM user_logins_staging"
+            " ON CONFLICT (message_id) DO NOTHING"
+        )
+        inserted = cur.rowcount
+        quarantined = 0
+        if batch.rejections:
+            placeholders = ", ".join(["%s"] * len(QUARANTINE_COLUMNS))
+            cur.executemany(
+                f"INSERT INTO public.login_quarantine ({', '.join(QUARANTINE_COLUMNS)}) VALUES ({placeholders})"
+                " ON CONFLICT (message_id) DO NOTHING",
+                [tuple(getattr(r, c) for c in QUARANTINE_COLUMNS) for r in batch.rejections],
+                returning=False,
+            )
+            quarantined = cur.rowcount
+    received = len(batch.rows) + len(batch.rejections)
+    return WriteResult(inserted=inserted, duplicates=received - inserted - quarantined, quarantined=quarantined)
+
+
+class PostgresResource(dg.ConfigurableResource):
+    dsn: str = Field(description="libpq connection string or URI (LOGINS_POSTGRES_DSN)")
+    connect_timeout: int = Field(default=10, description="Seconds to wait for a connection")
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(
+            self.dsn, connect_timeout=self.connect_timeout, application_name="logins_pipeline", autocommit=True
+        )

@@ -1,0 +1,160 @@
+"""SQS access built on dagster-aws's boto3 configuration (dagster-aws has no SQS resource of its own).
+
+The endpoint comes from boto3's own AWS_ENDPOINT_URL_SQS when `endpoint_url` is not set, so the same
+configuration talks to LocalStack locally and to real SQS in production.
+"""
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import boto3
+from botocore.config import Config
+from dagster_aws.utils import ResourceWithBoto3Configuration
+from pydantic import Field
+
+from logins_pipeline.core.messages import ReceivedMessage
+
+SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+def chunks(items: list, size: int = SQS_BATCH) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SQSResource(ResourceWithBoto3Configuration):
+    queue_url: str = Field(description="URL of the login queue (LOGINS_SQS_QUEUE_URL)")
+    wait_time_seconds: int = Field(default=1, ge=0, le=20, description="Long-polling wait of each receive")
+    visibility_timeout: int = Field(
+        default=120, ge=1, description="Seconds a received message stays hidden while its chunk is processed"
+    )
+
+    def client(self):
+        """A new boto3 SQS client. Clients are cheap; make one per thread."""
+        session = boto3.session.Session(
+            profile_name=self.profile_name,
+            region_name=self.region_name,
+            aws_access_key_id=self.aws_access_key_id,
+            aws_secret_access_key=self.aws_secret_access_key,
+            aws_session_token=self.aws_session_token,
+        )
+        config = Config(
+            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            connect_timeout=5,
+            read_timeout=self.wait_time_seconds + 10,
+            max_pool_connections=32,
+        )
+        return session.client(
+            "sqs", endpoint_url=self.endpoint_url, use_ssl=self.use_ssl, verify=self.verify, config=config
+        )
+
+    def queue_depth(self, client=None) -> QueueDepth:
+        attributes = (client or self.client()).get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return QueueDepth(
+            visible=int(attributes["ApproximateNumberOfMessages"]),
+            in_flight=int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
+        )
+
+    def receive(self, client, max_messages: int = SQS_BATCH) -> list[ReceivedMessage]:
+        response = client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=max(1, min(SQS_BATCH, max_messages)),
+            WaitTimeSeconds=self.wait_time_seconds,
+            VisibilityTimeout=self.visibility_timeout,
+            MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+        )
+        return [
+            ReceivedMessage(
+                message_id=m["MessageId"],
+                receipt_handle=m["ReceiptHandle"],
+                sent_timestamp_ms=int(m["Attributes"]["SentTimestamp"]),
+                receive_count=int(m["Attributes"].get("ApproximateReceiveCount", 1)),
+                body=m["Body"],
+            )
+            for m in response.get("Messages", [])
+        ]
+
+    def receive_chunk(self, limit: int, receivers: int) -> list[ReceivedMessage]:
+        """Up to `limit` messages, received by `receivers` threads in parallel, each until the queue
+        looks empty to it or its share is full."""
+        share = math.ceil(limit / receivers)
+
+        def drain_share(_: int) -> list[ReceivedMessage]:
+            client, received = self.client(), []
+            while len(received) < share:
+                messages = self.receive(client, share - len(received))
+                if not messages:
+                    break
+                received.extend(messages)
+            return received
+
+        with ThreadPoolExecutor(max_workers=receivers) as pool:
+            return [m for share_messages in pool.map(drain_share, range(receivers)) for m in share_messages]
+
+    def delete(self, messages: list[ReceivedMessage], client=None) -> int:
+        """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
+        redelivered after the visibility timeout, and their second write is a no-op)."""
+        client = client or self.client()
+        failed = 0
+        for group in chunks(messages):
+            response = client.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(group)],
+            )
+            failed += len(response.get("Failed", []))
+        return failed
+
+    def send_bodies(self, bodies: list[str], client=None) -> int:
+        """SendMessageBatch in groups of 10; returns how many sends failed."""
+        client = client or self.client()
+        failed = 0
+        for group in chunks(bodies):
+            response = client.send_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(group)],
+            )
+            failed += len(response.get("Failed", []))
+        return failed
+
+    def dead_letter_url(self, client) -> str | None:
+        """The URL of the queue's dead-letter queue, from its redrive policy; None if it has none."""
+        attributes = client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
+        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        arn = json.loads(policy)["deadLetterTargetArn"]  # arn:aws:sqs:region:account:name
+        _, _, _, _, account, name = arn.split(":", 5)
+        return client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+
+    def dead_letter_depth(self, client) -> int | None:
+        url = self.dead_letter_url(client)
+        if url is None:
+            return None
+        attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+
+    def purge(self) -> None:
+        """Delete every message of the queue and of its dead-letter queue (development resets)."""
+        client = self.client()
+        for url in filter(None, (self.queue_url, self.dead_letter_url(client))):
+            client.purge_queue(QueueUrl=url)

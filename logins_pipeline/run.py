@@ -1,0 +1,50 @@
+"""Run ingest_logins_job in this process, recorded in the Dagster instance at DAGSTER_HOME (so it
+shows in the UI like any other run), and sum up what it did."""
+
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, login_quarantine, user_logins
+from logins_pipeline.definitions import defs
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    error: str = ""
+    metadata: dict = field(default_factory=dict)  # user_logins' materialization metadata
+    reasons: dict = field(default_factory=dict)  # quarantined count by reason code
+
+
+def _first_failure(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error:
+            lines = event.step_failure_data.error.message.strip().splitlines()
+            return lines[-1] if lines else "step failed"
+    return "run failed"
+
+
+def run_ingest_job(instance: dg.DagsterInstance | None = None, **config) -> RunOutcome:
+    job = defs.resolve_job_def("ingest_logins_job")
+    result = job.execute_in_process(
+        instance=instance or dg.DagsterInstance.get(),
+        run_config=dg.RunConfig(
+            ops={ingest_logins.op.name: IngestConfig(**config)},
+            loggers={"console": {"config": {"log_level": "INFO"}}},  # progress lines, not every event
+        ),
+        raise_on_error=False,
+    )
+    if not result.success:
+        return RunOutcome(result.run_id, False, error=_first_failure(result))
+    values = {
+        m.asset_key: {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node(ingest_logins.op.name)
+    }
+    return RunOutcome(
+        result.run_id,
+        True,
+        metadata=values[user_logins.key],
+        reasons=values[login_quarantine.key]["quarantined_by_reason"],
+    )
