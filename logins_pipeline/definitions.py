@@ -1,7 +1,5 @@
 """The Dagster code location: `dagster dev -m logins_pipeline.definitions` or workspace.yaml."""
 
-import os
-
 import dagster as dg
 
 from logins_pipeline import settings
@@ -21,7 +19,7 @@ def resources_from_env() -> dict:
         "postgres": PostgresResource(dsn=dg.EnvVar(settings.POSTGRES_DSN)),
         "masking": MaskingResource(
             key=dg.EnvVar(settings.MASKING_KEY),
-            environment=os.environ.get(settings.ENVIRONMENT, "production"),
+            environment=dg.EnvVar(settings.ENVIRONMENT),
         ),
     }
 

@@ -21,8 +21,11 @@ class RunOutcome:
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            lines = event.step_failure_data.error.message.strip().splitlines()
-            return lines[-1] if lines else "step failed"
+            error = event.step_failure_data.error
+            while error.cause:  # Dagster wraps the real error: report the innermost one
+                error = error.cause
+            lines = error.message.strip().splitlines()
+            return lines[0] if lines else "step failed"
     return "run failed"
 
 

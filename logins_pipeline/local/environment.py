@@ -28,14 +28,15 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("LOGINS_LOCAL_DIR", Path.cwd() / ".local")).resolve()
 
 
-def create_queues(client) -> str:
-    """Create the dead-letter queue, then login-queue with a redrive policy to it; returns the queue URL."""
-    dlq_url = client.create_queue(QueueName=settings.DEAD_LETTER_QUEUE_NAME)["QueueUrl"]
+def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = settings.DEAD_LETTER_QUEUE_NAME,
+                  visibility_timeout: int = VISIBILITY_TIMEOUT) -> str:
+    """Create the dead-letter queue, then the queue with a redrive policy to it; returns the queue URL."""
+    dlq_url = client.create_queue(QueueName=dlq_name)["QueueUrl"]
     dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}
     return client.create_queue(
-        QueueName=settings.QUEUE_NAME,
-        Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": str(VISIBILITY_TIMEOUT)},
+        QueueName=name,
+        Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": str(visibility_timeout)},
     )["QueueUrl"]
 
 

@@ -52,8 +52,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _ensure_port_free(port: int, service: str) -> None:
-    """Raise if something else listens on 127.0.0.1:<port>.
+def _ensure_port_free(port: int, service: str, port_env: str) -> None:
+    """Raise if something else listens on 127.0.0.1:<port>; ``port_env`` is how the CLI overrides the port.
 
     SO_REUSEADDR makes the probe ignore TIME_WAIT leftovers of a previous run, like the servers do.
     """
@@ -66,7 +66,7 @@ def _ensure_port_free(port: int, service: str) -> None:
                 raise
             raise LocalServiceError(
                 f"Cannot start {service}: port {port} on 127.0.0.1 is already in use by another process. "
-                f"Stop that process or choose another port ({service}(port=...))."
+                f"Stop that process or choose another port: set {port_env} (or pass port=...)."
             ) from None
 
 
@@ -139,7 +139,7 @@ class LocalPostgres:
         """Initialise on first use, start, and wait until it accepts connections; no-op if running."""
         if self.is_running():
             return
-        _ensure_port_free(self.port, type(self).__name__)
+        _ensure_port_free(self.port, "Postgres", "LOGINS_LOCAL_POSTGRES_PORT")
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         options = ["-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", str(self._socket_dir())]
@@ -256,7 +256,7 @@ class LocalSQS:
     def start(self) -> None:
         """Start LocalStack detached and wait until SQS is ready; if already running, only wait."""
         if self._pid() is None:
-            _ensure_port_free(self.port, type(self).__name__)
+            _ensure_port_free(self.port, "LocalStack SQS", "LOGINS_LOCAL_SQS_PORT")
             self.ensure_installed()
             self._spawn()
         self._wait_ready()

@@ -9,8 +9,8 @@ from logins_pipeline.core.masking import MaskingKey, parse_masking_key
 class MaskingResource(dg.ConfigurableResource):
     key: str = Field(description="base64 of >= 32 random bytes (LOGINS_MASKING_KEY)")
     environment: str = Field(
-        default="production",
-        description="LOGINS_ENVIRONMENT; only 'development' accepts a development key ('dev:' prefix)",
+        description="LOGINS_ENVIRONMENT (production, development, ...); only 'development' accepts a "
+        "development key ('dev:' prefix)",
     )
 
     def masking_key(self) -> MaskingKey:

@@ -1,0 +1,146 @@
+"""The pipeline against the real local services: sample outcome, redelivery, failure before COMMIT."""
+
+import json
+import time
+
+import dagster as dg
+import psycopg
+import pytest
+
+from logins_pipeline.core.transform import build_batch
+from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.resources.postgres import apply_migrations, write_batch
+from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.run import run_ingest_job
+from logins_pipeline_tests.conftest import sample_events
+
+pytestmark = pytest.mark.integration
+
+SHORT_VISIBILITY = 2
+
+
+def sample_bodies() -> list[str]:
+    return [json.dumps(event) for event in sample_events()]
+
+
+def short_visibility(pipeline) -> SQSResource:
+    return SQSResource(
+        queue_url=pipeline.sqs.queue_url, region_name=pipeline.sqs.region_name, visibility_timeout=SHORT_VISIBILITY
+    )
+
+
+def assert_sample_stored_once(pipeline):
+    assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
+    assert pipeline.scalar("SELECT count(DISTINCT message_id) FROM user_logins") == 99
+    assert pipeline.query("SELECT reason FROM login_quarantine") == [("missing_field",)]
+    assert pipeline.sqs.queue_depth().total == 0
+
+
+def test_sample_ends_as_99_rows_and_1_quarantined(pipeline, instance):
+    pipeline.seed(sample_bodies())
+
+    outcome = run_ingest_job(instance=instance)
+
+    assert outcome.success, outcome.error
+    assert outcome.metadata["received"] == 100
+    assert outcome.metadata["inserted"] == 99
+    assert outcome.metadata["quarantined"] == 1
+    assert outcome.metadata["duplicates_skipped"] == 0
+    assert outcome.reasons == {"missing_field": 1}
+    assert_sample_stored_once(pipeline)
+    assert pipeline.scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL") == 29  # null is data
+    evaluations = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+    passed = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
+              for e in evaluations}
+    assert passed == {"no_null_user_id": True, "masked_values_are_tokens": True, "message_ids_unique": True}
+
+
+def test_create_date_is_the_sent_timestamp_in_utc(pipeline):
+    pipeline.seed(sample_bodies()[:5])
+    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    rows = pipeline.query(
+        "SELECT count(*) FROM user_logins WHERE create_date = (sent_at AT TIME ZONE 'UTC')::date"
+        " AND sent_at > now() - interval '5 minutes'"
+    )
+    assert rows == [(5,)]
+
+
+def test_committed_but_not_deleted_then_redelivered_gives_no_duplicate(pipeline):
+    pipeline.seed(sample_bodies())
+    sqs = short_visibility(pipeline)
+    messages = sqs.receive_chunk(100, receivers=2)
+    assert len(messages) == 100
+    with pipeline.postgres.connect() as conn:
+        write_batch(conn, build_batch(messages, pipeline.key))  # committed; the crash skips the delete
+    time.sleep(SHORT_VISIBILITY + 1)
+
+    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+
+    assert (summary.received, summary.inserted, summary.quarantined, summary.duplicates) == (100, 0, 0, 100)
+    assert_sample_stored_once(pipeline)
+
+
+INJECT_FAILURE = """
+CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'injected failure before COMMIT'; END $$;
+CREATE TRIGGER fail_insert BEFORE INSERT ON login_quarantine FOR EACH STATEMENT EXECUTE FUNCTION fail_insert();
+"""
+
+
+def test_failure_before_commit_leaves_every_message_in_the_queue(pipeline):
+    pipeline.seed(sample_bodies())
+    with pipeline.postgres.connect() as conn:
+        conn.execute(INJECT_FAILURE)
+
+    with pytest.raises(psycopg.errors.RaiseException, match="injected failure"):
+        drain(short_visibility(pipeline), pipeline.postgres, pipeline.key)
+
+    assert pipeline.scalar("SELECT count(*) FROM user_logins") == 0  # the valid rows rolled back too
+    time.sleep(SHORT_VISIBILITY + 1)
+    assert pipeline.sqs.queue_depth().visible == 100
+    with pipeline.postgres.connect() as conn:
+        conn.execute("DROP TRIGGER fail_insert ON login_quarantine")
+    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    assert_sample_stored_once(pipeline)
+
+
+def test_failed_run_reports_a_clear_error_and_deletes_nothing(pipeline, instance):
+    pipeline.seed(sample_bodies())
+    with pipeline.postgres.connect() as conn:
+        conn.execute(INJECT_FAILURE)
+
+    outcome = run_ingest_job(instance=instance)
+
+    assert not outcome.success
+    assert "injected failure before COMMIT" in outcome.error
+    assert pipeline.sqs.queue_depth().total == 100
+
+
+def test_chunks_commit_then_delete_within_a_bounded_run(pipeline):
+    pipeline.seed(sample_bodies())
+    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(max_messages=60, chunk_size=25))
+    assert summary.received == 60
+    assert summary.chunks == 3
+    assert pipeline.sqs.queue_depth().total == 40
+    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    assert_sample_stored_once(pipeline)
+
+
+SEVEN_COLUMN_TABLE = """
+CREATE TABLE user_logins_old (
+    user_id varchar(128), device_type varchar(32), masked_ip varchar(256), masked_device_id varchar(256),
+    locale varchar(32), app_version integer, create_date date);
+INSERT INTO user_logins_old VALUES ('u1', 'ios', 'x', 'y', NULL, 2, '2024-01-01');
+"""
+
+
+def test_migrations_are_idempotent_and_adopt_an_existing_seven_column_table(pipeline):
+    with pipeline.postgres.connect() as conn:
+        conn.execute("DROP TABLE user_logins CASCADE; DELETE FROM logins_schema_migrations")
+        conn.execute(SEVEN_COLUMN_TABLE + "ALTER TABLE user_logins_old RENAME TO user_logins")
+        assert apply_migrations(conn) == [1]
+        assert apply_migrations(conn) == []
+    pipeline.seed(sample_bodies())
+    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    assert pipeline.scalar("SELECT count(*) FROM user_logins") == 100
+    assert pipeline.scalar("SELECT app_version_text(app_version) FROM user_logins WHERE user_id = 'u1'") == "0.0.2"
