@@ -18,6 +18,7 @@ from logins_pipeline.core.generate import generate_logins
 from logins_pipeline.core.masking import MaskingKeyError
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
+from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource, chunks
 
@@ -147,6 +148,7 @@ def run(max_messages, chunk_size, receivers):
     from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
     _require(settings.DAGSTER_HOME)
+    MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())

@@ -1,0 +1,47 @@
+"""login_queue_sensor against the real SQS server, evaluated as the daemon would (build_sensor_context)."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from logins_pipeline.defs.logins.sensors import login_queue_sensor
+from logins_pipeline.local.services import free_port
+from logins_pipeline.resources.sqs import SQSResource
+
+pytestmark = pytest.mark.integration
+
+
+def evaluate(instance, sqs: SQSResource):
+    return login_queue_sensor(dg.build_sensor_context(instance=instance, resources={"sqs": sqs}))
+
+
+def test_skips_with_the_depth_when_the_queue_is_empty(pipeline, instance):
+    result = evaluate(instance, pipeline.sqs)
+    assert not result.run_requests
+    assert "queue empty: 0 visible" in result.skip_reason.skip_message
+
+
+def test_requests_a_run_when_there_is_a_backlog(pipeline, instance):
+    pipeline.seed([json.dumps({"n": i}) for i in range(25)])
+    result = evaluate(instance, pipeline.sqs)
+    assert len(result.run_requests) == 1
+    assert result.run_requests[0].tags["logins/queue_depth"] == "25"
+    assert json.loads(result.cursor)["visible"] == 25
+
+
+def test_skips_while_a_run_is_already_draining(pipeline, instance):
+    pipeline.seed([json.dumps({"n": 1})])
+    instance.add_run(dg.DagsterRun(job_name="ingest_logins_job", run_id="draining", status=dg.DagsterRunStatus.STARTED))
+    result = evaluate(instance, pipeline.sqs)
+    assert not result.run_requests
+    assert "run draining is already draining (1 visible)" in result.skip_reason.skip_message
+
+
+def test_skips_with_the_reason_when_sqs_is_unreachable(pipeline, instance):
+    unreachable = SQSResource(
+        queue_url=pipeline.sqs.queue_url, region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1,
+    )
+    result = evaluate(instance, unreachable)
+    assert "cannot read the queue depth" in result.skip_message

@@ -1,0 +1,40 @@
+"""The code location loads and has the shape the UI shows."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from logins_pipeline.definitions import defs
+
+REPO = Path(__file__).parents[2]
+
+
+def test_definitions_validate():
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_workspace_validates_with_the_dagster_cli():
+    dagster = Path(sys.executable).parent / "dagster"
+    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+def test_assets_checks_sensor_and_job_are_defined():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert keys == {"raw_login_messages", "masked_logins", "user_logins", "login_quarantine"}
+    assert {c.name for c in graph.asset_check_keys} == {
+        "no_null_user_id", "masked_values_are_tokens", "message_ids_unique"
+    }
+    assert defs.resolve_sensor_def("login_queue_sensor").job_name == "ingest_logins_job"
+    assert defs.resolve_job_def("ingest_logins_job")
+
+
+def test_column_schema_is_shown_for_the_masked_rows_and_the_table():
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for name in ("masked_logins", "user_logins"):
+        schema = specs[name].metadata["dagster/column_schema"]
+        assert "masked_ip" in {column.name for column in schema.columns}
