@@ -42,19 +42,11 @@ class DrainSummary:
         return self.received / self.seconds if self.seconds else 0.0
 
 
-def unique_by_id(messages: list[ReceivedMessage]) -> tuple[list[ReceivedMessage], int]:
-    """SQS may hand the same message twice; keep the first of each id (every receipt is still deleted)."""
-    seen: dict[str, ReceivedMessage] = {}
-    for message in messages:
-        seen.setdefault(message.message_id, message)
-    return list(seen.values()), len(messages) - len(seen)
-
-
-def _record(summary: DrainSummary, messages: list[ReceivedMessage], batch: Batch, result, repeats: int) -> None:
+def _record(summary: DrainSummary, messages: list[ReceivedMessage], batch: Batch, result) -> None:
     summary.chunks += 1
     summary.received += len(messages)
     summary.inserted += result.inserted
-    summary.duplicates += result.duplicates + repeats
+    summary.duplicates += result.duplicates + batch.repeats
     summary.quarantined += result.quarantined
     summary.reasons.update(batch.reasons())
     oldest = min(sent_at(m) for m in messages)
@@ -78,11 +70,10 @@ def drain(
             messages = sqs.receive_chunk(wanted, limits.receivers)
             if not messages:
                 break
-            unique, repeats = unique_by_id(messages)
-            batch = build_batch(unique, key)
+            batch = build_batch(messages, key)
             result = write_batch(conn, batch)  # COMMIT happens here ...
             summary.delete_failures += sqs.delete(messages, delete_client)  # ... and only then delete
-            _record(summary, messages, batch, result, repeats)
+            _record(summary, messages, batch, result)
             summary.seconds = time.monotonic() - started
             progress(summary)
     summary.seconds = time.monotonic() - started

@@ -68,6 +68,8 @@ def canonical_ip(text: str) -> str:
     Raises ValueError for anything that is not an address (hostnames, leading zeros, out of range).
     """
     address = ipaddress.ip_address(text.strip())
+    if getattr(address, "scope_id", None):
+        raise ValueError("a zone index (fe80::1%eth0) is not a login address")
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.compressed

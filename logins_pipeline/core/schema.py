@@ -11,7 +11,8 @@ from pandera.typing import Series
 from logins_pipeline.core.app_version import INT32_MAX
 from logins_pipeline.core.masking import TOKEN_PATTERN
 
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f]*\Z"
+# No control characters, and no lone surrogates (valid JSON escapes that cannot be encoded as UTF-8).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z"
 
 
 class MaskedLogin(pa.DataFrameModel):

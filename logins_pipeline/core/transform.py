@@ -5,6 +5,7 @@ as a `Rejection` with a reason code. Neither holds plaintext PII, and no reason 
 """
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -30,6 +31,7 @@ WRONG_TYPE = "wrong_type"
 INVALID_IP = "invalid_ip"
 INVALID_DEVICE_ID = "invalid_device_id"
 INVALID_APP_VERSION = "invalid_app_version"
+EMPTY_VALUE = "empty_value"
 VALUE_TOO_LONG = "value_too_long"
 SCHEMA_VIOLATION = "schema_violation"
 
@@ -58,6 +60,7 @@ class Rejection:
 class Batch:
     rows: pd.DataFrame  # validated MaskedLogin rows
     rejections: list[Rejection] = field(default_factory=list)
+    repeats: int = 0  # messages whose id came twice in the batch (SQS delivers at least once)
 
     def reasons(self) -> Counter:
         return Counter(r.reason for r in self.rejections)
@@ -71,6 +74,13 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which JSON cannot write back
+        raise ValueError("number out of range")
+    return value
+
+
 def _object_without_duplicate_keys(pairs):
     keys = [k for k, _ in pairs]
     if len(keys) != len(set(keys)):
@@ -82,7 +92,14 @@ def parse_body(body: str) -> dict:
     if len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise Rejected(BODY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
-        value = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicate_keys)
+        value = json.loads(
+            body,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_object_without_duplicate_keys,
+        )
+    except RecursionError:
+        raise Rejected(INVALID_JSON, "nested too deeply") from None
     except ValueError as error:  # JSONDecodeError included; its message quotes positions, not values
         detail = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
         raise Rejected(INVALID_JSON, detail) from None
@@ -155,9 +172,18 @@ def _mask_field(name: str, value, key: MaskingKey) -> str:
     return token(key, name, json.dumps(value, sort_keys=True))
 
 
+def _masked_body(event: dict | None, key: MaskingKey) -> str | None:
+    if event is None:
+        return None
+    try:
+        return json.dumps(mask_pii(event, key), ensure_ascii=True)
+    except RecursionError:  # too deep to walk: keep only size and hash, like an unparseable body
+        return None
+
+
 def _rejection(message: ReceivedMessage, error: Rejected, event: dict | None, key: MaskingKey) -> Rejection:
     raw = message.body.encode("utf-8", "surrogatepass")
-    masked_body = json.dumps(mask_pii(event, key), ensure_ascii=True) if event is not None else None
+    masked_body = _masked_body(event, key)
     return Rejection(
         message_id=message.message_id,
         reason=error.reason,
@@ -171,6 +197,12 @@ def _rejection(message: ReceivedMessage, error: Rejected, event: dict | None, ke
     )
 
 
+def _schema_reason(check: str, value) -> str:
+    if check.startswith("str_length") and isinstance(value, str):
+        return EMPTY_VALUE if value == "" else VALUE_TOO_LONG
+    return SCHEMA_VIOLATION
+
+
 def _schema_rejections(frame: pd.DataFrame, error: pa.errors.SchemaErrors) -> dict[int, Rejected]:
     """Row index -> the first schema failure of that row. Failure cases hold only masked values."""
     failures: dict[int, Rejected] = {}
@@ -178,16 +210,24 @@ def _schema_rejections(frame: pd.DataFrame, error: pa.errors.SchemaErrors) -> di
         if pd.isna(case.index):
             raise error  # a failure of the whole frame (wrong columns): a bug, not bad input
         check = str(case.check)
-        reason = VALUE_TOO_LONG if check.startswith("str_length") and case.failure_case is not None else SCHEMA_VIOLATION
-        failures.setdefault(int(case.index), Rejected(reason, f"{case.column}: {check}"))
+        failures.setdefault(int(case.index), Rejected(_schema_reason(check, case.failure_case), f"{case.column}: {check}"))
     return failures
+
+
+def unique_by_id(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+    """The first message of each id: SQS may hand the same message over twice."""
+    first: dict[str, ReceivedMessage] = {}
+    for message in messages:
+        first.setdefault(message.message_id, message)
+    return list(first.values())
 
 
 def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
     """Parse, flatten, normalise, mask and validate a batch of messages."""
     rows, row_events, row_messages = [], [], []
     rejections: list[Rejection] = []
-    for message in messages:
+    unique = unique_by_id(messages)
+    for message in unique:
         event = None
         try:
             event = parse_body(message.body)
@@ -204,4 +244,4 @@ def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
         for index, failure in sorted(failures.items()):
             rejections.append(_rejection(row_messages[index], failure, row_events[index], key))
         frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
-    return Batch(rows=frame, rejections=rejections)
+    return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique))

@@ -172,3 +172,8 @@ def test_ipv6_notations_agree(number):
     canonical = canonical_ip(exploded)
     assert canonical == canonical_ip(exploded.upper()) == canonical_ip(canonical)
     assert canonical == canonical.lower()
+
+
+def test_ipv6_zone_index_is_not_a_login_address():
+    with pytest.raises(ValueError):
+        canonical_ip("fe80::1%eth0")
