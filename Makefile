@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LOCAL_ENV = eval "$$($(BIN)/logins-pipeline env)"
 
-.PHONY: install up demo dev test down clean
+.PHONY: install up demo dev test bench down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ dev: up
 # The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
 test: install
 	$(BIN)/python -m pytest
+
+# Benchmarks against the baselines, on their own services; writes docs/benchmarks.md. Takes ~15 minutes.
+bench: install
+	$(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
 down:
 	@if [ -x $(BIN)/logins-pipeline ]; then $(BIN)/logins-pipeline down; fi

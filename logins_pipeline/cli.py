@@ -5,7 +5,6 @@ import json
 import os
 import shlex
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
-from logins_pipeline.resources.sqs import SQSResource, chunks
+from logins_pipeline.resources.sqs import SQSResource
 
 SEND_THREADS = 4
 
@@ -117,15 +116,8 @@ def seed(file, count):
         raise click.UsageError("use --file or --count, not both")
     sqs = _sqs()
     bodies = [json.dumps(e) for e in generate_logins(count)] if count else _bodies_from_file(file)
-    groups = chunks(bodies, 100)
-    failed = 0
-    with click.progressbar(length=len(bodies), label="seeding", file=sys.stderr) as bar, \
-            ThreadPoolExecutor(SEND_THREADS) as pool:
-        clients = [sqs.client() for _ in range(SEND_THREADS)]
-        jobs = [pool.submit(sqs.send_bodies, group, clients[i % SEND_THREADS]) for i, group in enumerate(groups)]
-        for job, group in zip(jobs, groups):
-            failed += job.result()
-            bar.update(len(group))
+    with click.progressbar(length=len(bodies), label="seeding", file=sys.stderr) as bar:
+        failed = sqs.send_all(bodies, SEND_THREADS, progress=bar.update)
     click.echo(f"sent {len(bodies) - failed} messages" + (f", {failed} failed" if failed else ""))
     if failed:
         sys.exit(1)

@@ -11,10 +11,13 @@ import binascii
 import hashlib
 import hmac
 import ipaddress
+import re
 from dataclasses import dataclass, field
 
 MIN_KEY_BYTES = 32
 DEV_KEY_PREFIX = "dev:"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 TOKEN_PATTERN = r"^[0-9a-f]{64}\Z"  # \Z, not $: "$" also matches before a final newline
 
 
@@ -67,7 +70,10 @@ def canonical_ip(text: str) -> str:
 
     Raises ValueError for anything that is not an address (hostnames, leading zeros, out of range).
     """
-    address = ipaddress.ip_address(text.strip())
+    text = text.strip()
+    if _CANONICAL_IPV4.fullmatch(text):  # the common case, already canonical: skip ipaddress (10x slower)
+        return text
+    address = ipaddress.ip_address(text)
     if getattr(address, "scope_id", None):
         raise ValueError("a zone index (fe80::1%eth0) is not a login address")
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

@@ -6,6 +6,8 @@ configuration talks to LocalStack locally and to real SQS in production.
 
 import json
 import math
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -134,6 +136,24 @@ class SQSResource(ResourceWithBoto3Configuration):
                 Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(group)],
             )
             failed += len(response.get("Failed", []))
+        return failed
+
+    def send_all(self, bodies: list[str], senders: int = 4, progress: Callable[[int], None] = lambda n: None) -> int:
+        """Send every body with `senders` parallel threads (a client each); returns how many failed.
+        `progress` is called with the number of messages of each finished group of 100."""
+        local = threading.local()
+
+        def send(group: list[str]) -> int:
+            if not hasattr(local, "client"):
+                local.client = self.client()
+            return self.send_bodies(group, local.client)
+
+        failed = 0
+        groups = chunks(bodies, 100)
+        with ThreadPoolExecutor(max_workers=senders) as pool:
+            for group, group_failed in zip(groups, pool.map(send, groups)):
+                failed += group_failed
+                progress(len(group))
         return failed
 
     def dead_letter_url(self, client) -> str | None:

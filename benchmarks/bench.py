@@ -1,0 +1,275 @@
+"""`make bench`: measure the pipeline against its baselines in one run, on its own local services.
+
+Prints one Markdown table (and writes it to docs/benchmarks.md with --write): messages/s of each path as
+the median of --reps repetitions, the ratios against the baselines measured in the same run, the peak RSS
+of a 1,000,000-message drain through the core path, the idle sensor tick, and the seeding rate.
+"""
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+
+from logins_pipeline import settings
+from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.core.masking import parse_masking_key
+from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.transform import build_batch
+from logins_pipeline.defs.logins.sensors import login_queue_sensor
+from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.local.environment import LocalEnvironment, create_queues
+from logins_pipeline.local.services import free_port
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, write_batch
+from logins_pipeline.resources.sqs import SQSResource
+
+CHUNK = 5_000
+SENT_MS = 1_700_000_000_000
+
+
+def bodies(count: int, seed: int = 7) -> list[str]:
+    return [json.dumps(event) for event in generate_logins(count, seed)]
+
+
+def messages(body_list: list[str]) -> list[ReceivedMessage]:
+    return [ReceivedMessage(str(uuid.uuid4()), "-", SENT_MS, 1, body) for body in body_list]
+
+
+class Bench:
+    def __init__(self, state_dir: Path):
+        self.local = LocalEnvironment(state_dir, sqs_port=free_port(), postgres_port=free_port())
+        self.env = self.local.up()
+        os.environ.update(self.env)  # boto3 reads the endpoint and credentials; spawned workers inherit them
+        self.key = parse_masking_key(self.env[settings.MASKING_KEY], development=True)
+
+    def database(self) -> PostgresResource:
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(self.local.postgres.dsn, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        postgres = PostgresResource(dsn=self.local.postgres.admin_dsn(name))
+        with postgres.connect() as conn:
+            apply_migrations(conn)
+        return postgres
+
+    def queue(self, receive_wait: int = 1) -> SQSResource:
+        client = SQSResource(queue_url="-", region_name="us-east-1").client()
+        url = create_queues(client, name=f"bench-{uuid.uuid4().hex[:10]}", dlq_name=f"bench-{uuid.uuid4().hex[:10]}")
+        return SQSResource(queue_url=url, region_name="us-east-1", wait_time_seconds=receive_wait)
+
+
+# --- core path: bodies in memory -> committed rows ------------------------------------------------------
+
+def core_path(postgres: PostgresResource, received: list[ReceivedMessage], key) -> float:
+    started = time.perf_counter()
+    with postgres.connect() as conn:
+        for i in range(0, len(received), CHUNK):
+            write_batch(conn, build_batch(received[i : i + CHUNK], key))
+    return len(received) / (time.perf_counter() - started)
+
+
+BASELINE_TABLE = """CREATE TABLE IF NOT EXISTS baseline_user_logins (user_id varchar(128), device_type varchar(32),
+    masked_ip varchar(256), masked_device_id varchar(256), locale varchar(32), app_version integer, create_date date)"""
+
+
+def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
+    """The exercise's way: json.loads + unkeyed SHA-256 + one INSERT and one COMMIT per row."""
+    with psycopg.connect(postgres.dsn) as conn:
+        conn.execute(BASELINE_TABLE)
+        conn.commit()
+        started = time.perf_counter()
+        for body in body_list:
+            event = json.loads(body)
+            conn.execute(
+                "INSERT INTO baseline_user_logins VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (event["user_id"], event["device_type"], hashlib.sha256(event["ip"].encode()).hexdigest(),
+                 hashlib.sha256(event["device_id"].encode()).hexdigest(), event["locale"],
+                 int(event["app_version"].split(".")[0]), datetime.now(timezone.utc).date()),
+            )
+            conn.commit()
+        return len(body_list) / (time.perf_counter() - started)
+
+
+# --- end to end through the local SQS server ----------------------------------------------------------
+
+def bare_drain(sqs: SQSResource, receivers: int) -> tuple[int, float]:
+    """The server's own rate: receive 10 + DeleteMessageBatch, no processing."""
+    lock, count = threading.Lock(), [0]
+
+    def worker(_):
+        client = sqs.client()
+        while batch := sqs.receive(client):
+            sqs.delete(batch, client)
+            with lock:
+                count[0] += len(batch)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(receivers) as pool:
+        list(pool.map(worker, range(receivers)))
+    return count[0], time.perf_counter() - started
+
+
+def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, key, receivers: int) -> tuple[int, float]:
+    summary = drain(sqs, postgres, key, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
+    return summary.received, summary.seconds
+
+
+def _one_run(args) -> tuple[int, float]:
+    queue_url, dsn, key_text, receivers = args
+    key = parse_masking_key(key_text, development=True)
+    sqs = SQSResource(queue_url=queue_url, region_name="us-east-1")
+    started = time.perf_counter()
+    received, _ = pipeline_drain(sqs, PostgresResource(dsn=dsn), key, receivers)
+    return received, time.perf_counter() - started
+
+
+def parallel_runs(pool, sqs: SQSResource, postgres: PostgresResource, key_text: str, runs: int) -> tuple[int, float]:
+    """`runs` separate processes draining the same queue, as parallel Dagster runs would."""
+    started = time.perf_counter()
+    results = pool.map(_one_run, [(sqs.queue_url, postgres.dsn, key_text, 2)] * runs)
+    return sum(r for r, _ in results), time.perf_counter() - started
+
+
+# --- memory: a 1M backlog through the core path, in bounded chunks --------------------------------------
+
+def _drain_million(args) -> tuple[float, int]:
+    dsn, key_text, total = args
+    key = parse_masking_key(key_text, development=True)
+    started = time.perf_counter()
+    events = generate_logins(total, 11)
+    with PostgresResource(dsn=dsn).connect() as conn:
+        done = 0
+        while done < total:
+            chunk = messages([json.dumps(next(events)) for _ in range(min(CHUNK, total - done))])
+            write_batch(conn, build_batch(chunk, key))
+            done += len(chunk)
+    return total / (time.perf_counter() - started), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- sensor tick ---------------------------------------------------------------------------------------
+
+def sensor_tick_ms(sqs: SQSResource) -> float:
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"sqs": sqs})
+        started = time.perf_counter()
+        result = login_queue_sensor(context)
+        elapsed = (time.perf_counter() - started) * 1000
+    assert not result.run_requests, "an idle tick must request no run"
+    return elapsed
+
+
+def median_of(reps: int, measure) -> tuple[float, list[float]]:
+    values = [measure() for _ in range(reps)]
+    return statistics.median(values), values
+
+
+def fmt(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def run(args) -> str:
+    rows: list[tuple[str, str, str]] = []  # (path, figure, note)
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="logins-bench-") as tmp:
+        bench = Bench(Path(tmp))
+        key_text = bench.env[settings.MASKING_KEY]
+        pool = spawn.Pool(4)
+        try:
+            core_bodies = bodies(args.core_messages)
+            core, core_all = median_of(args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.key))
+            base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), core_bodies[: args.baseline_messages]))
+            rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)", f"{fmt(core)} msgs/s",
+                         "runs: " + ", ".join(map(fmt, core_all))))
+            rows.append((f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + COMMIT)",
+                         f"{fmt(base)} msgs/s", "runs: " + ", ".join(map(fmt, base_all))))
+            rows.append(("core path / per-row baseline", f"{core / base:.1f}x", "target >= 25x, >= 50,000 msgs/s"))
+
+            e2e_bodies = bodies(args.e2e_messages, seed=9)
+
+            def seeded() -> SQSResource:
+                sqs = bench.queue()
+                assert sqs.send_all(e2e_bodies, senders=4) == 0
+                return sqs
+
+            def rate(measure) -> float:
+                received, seconds = measure()
+                assert received == args.e2e_messages, f"drained {received} of {args.e2e_messages}"
+                return received / seconds
+
+            for receivers in (1, 2, 4):
+                bare, _ = median_of(args.reps, lambda: rate(lambda: bare_drain(seeded(), receivers)))
+                ours, _ = median_of(args.reps, lambda: rate(lambda: pipeline_drain(seeded(), bench.database(), bench.key, receivers)))
+                rows.append((f"SQS bare drain, {receivers} receiver(s), {args.e2e_messages:,} msgs", f"{fmt(bare)} msgs/s", ""))
+                rows.append((f"pipeline end to end, 1 run, {receivers} receiver(s)", f"{fmt(ours)} msgs/s",
+                             f"{ours / bare:.0%} of bare drain (target >= 80%)"))
+            for runs in (2, 4):
+                ours, _ = median_of(args.reps, lambda: rate(lambda: parallel_runs(pool, seeded(), bench.database(), key_text, runs)))
+                rows.append((f"pipeline end to end, {runs} parallel runs x 2 receivers", f"{fmt(ours)} msgs/s", ""))
+
+            seed_rates = []
+            for _ in range(args.reps):
+                sqs, seed_bodies = bench.queue(), bodies(args.seed_messages, seed=3)
+                started = time.perf_counter()
+                assert sqs.send_all(seed_bodies, senders=4) == 0
+                seed_rates.append(args.seed_messages / (time.perf_counter() - started))
+            rows.append((f"seeding {args.seed_messages:,} msgs (SendMessageBatch, 4 senders)", f"{fmt(statistics.median(seed_rates))} msgs/s", ""))
+
+            empty = bench.queue()
+            ticks = [sensor_tick_ms(empty) for _ in range(args.sensor_ticks)]
+            rows.append(("sensor tick on an empty queue (median)", f"{statistics.median(ticks):.0f} ms",
+                         f"{args.sensor_ticks} ticks, max {max(ticks):.0f} ms; target < 200 ms, no run requested"))
+
+            million_rate, peak_kib = pool.apply(_drain_million, ((bench.database().dsn, key_text, args.drain_messages),))
+            rows.append((f"{args.drain_messages:,}-msg drain through the core path: peak RSS", f"{peak_kib / 1024:,.0f} MiB",
+                         f"{fmt(million_rate)} msgs/s incl. generating the bodies; target < 1 GiB"))
+        finally:
+            pool.terminate()
+            bench.local.down()
+    return report(rows, args)
+
+
+def report(rows, args) -> str:
+    lines = [
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+        f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}, Postgres 16 (pgserver), LocalStack SQS. "
+        f"Median of {args.reps} repetitions per figure.",
+        "",
+        "| path | figure | note |",
+        "|---|---|---|",
+        *[f"| {path} | {figure} | {note} |" for path, figure, note in rows],
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--core-messages", type=int, default=100_000)
+    parser.add_argument("--baseline-messages", type=int, default=10_000)
+    parser.add_argument("--e2e-messages", type=int, default=20_000)
+    parser.add_argument("--seed-messages", type=int, default=100_000)
+    parser.add_argument("--drain-messages", type=int, default=1_000_000)
+    parser.add_argument("--sensor-ticks", type=int, default=20)
+    parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
+    args = parser.parse_args()
+    table = run(args)
+    print(table)
+    if args.write:
+        args.write.write_text(f"# Benchmarks\n\n`make bench` (`benchmarks/bench.py`).\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
