@@ -5,6 +5,7 @@ import json
 import dagster as dg
 import pytest
 
+from logins_pipeline.defs.logins import sensors
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
 from logins_pipeline.local.services import free_port
 from logins_pipeline.resources.sqs import SQSResource
@@ -35,7 +36,7 @@ def test_skips_while_a_run_is_already_draining(pipeline, instance):
     instance.add_run(dg.DagsterRun(job_name="ingest_logins_job", run_id="draining", status=dg.DagsterRunStatus.STARTED))
     result = evaluate(instance, pipeline.sqs)
     assert not result.run_requests
-    assert "run draining is already draining (1 visible)" in result.skip_reason.skip_message
+    assert "1 run(s) already draining (1 visible): draining" in result.skip_reason.skip_message
 
 
 def test_skips_with_the_reason_when_sqs_is_unreachable(pipeline, instance):
@@ -44,4 +45,12 @@ def test_skips_with_the_reason_when_sqs_is_unreachable(pipeline, instance):
         endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1,
     )
     result = evaluate(instance, unreachable)
-    assert "cannot read the queue depth" in result.skip_message
+    assert "cannot read the queue depth" in result.skip_reason.skip_message
+
+
+def test_a_large_backlog_gets_parallel_runs_within_the_limit(pipeline, instance, monkeypatch):
+    monkeypatch.setattr(sensors, "MESSAGES_PER_RUN", 10)
+    pipeline.seed([json.dumps({"n": i}) for i in range(35)])
+    assert len(evaluate(instance, pipeline.sqs).run_requests) == 4  # ceil(35 / 10), at most 4
+    instance.add_run(dg.DagsterRun(job_name="ingest_logins_job", run_id="one", status=dg.DagsterRunStatus.STARTED))
+    assert len(evaluate(instance, pipeline.sqs).run_requests) == 3
