@@ -188,12 +188,15 @@ def run(args) -> str:
         pool = spawn.Pool(4)
         try:
             core_bodies = bodies(args.core_messages)
-            core, core_all = median_of(args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.key))
-            base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), core_bodies[: args.baseline_messages]))
-            rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)", f"{fmt(core)} msgs/s",
-                         "runs: " + ", ".join(map(fmt, core_all))))
-            rows.append((f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + COMMIT)",
-                         f"{fmt(base)} msgs/s", "runs: " + ", ".join(map(fmt, base_all))))
+            baseline_bodies = core_bodies[: args.baseline_messages]
+            core, core_all = median_of(
+                args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.key)
+            )
+            base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), baseline_bodies))
+            rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)",
+                         f"{fmt(core)} msgs/s", "runs: " + ", ".join(map(fmt, core_all))))
+            rows.append((f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + "
+                         "COMMIT)", f"{fmt(base)} msgs/s", "runs: " + ", ".join(map(fmt, base_all))))
             rows.append(("core path / per-row baseline", f"{core / base:.1f}x", "target >= 25x, >= 50,000 msgs/s"))
 
             e2e_bodies = bodies(args.e2e_messages, seed=9)
@@ -203,20 +206,29 @@ def run(args) -> str:
                 assert sqs.send_all(e2e_bodies, senders=4) == 0
                 return sqs
 
-            def rate(measure) -> float:
-                received, seconds = measure()
-                assert received == args.e2e_messages, f"drained {received} of {args.e2e_messages}"
-                return received / seconds
+            def rate(drain_once, *drain_args) -> float:
+                """Median over the repetitions of one drain of a freshly seeded queue."""
+                def once() -> float:
+                    received, seconds = drain_once(seeded(), *drain_args)
+                    assert received == args.e2e_messages, f"drained {received} of {args.e2e_messages}"
+                    return received / seconds
+                return median_of(args.reps, once)[0]
+
+            def pipeline_once(sqs, receivers):
+                return pipeline_drain(sqs, bench.database(), bench.key, receivers)
+
+            def parallel_once(sqs, runs):
+                return parallel_runs(pool, sqs, bench.database(), key_text, runs)
 
             for receivers in (1, 2, 4):
-                bare, _ = median_of(args.reps, lambda: rate(lambda: bare_drain(seeded(), receivers)))
-                ours, _ = median_of(args.reps, lambda: rate(lambda: pipeline_drain(seeded(), bench.database(), bench.key, receivers)))
-                rows.append((f"SQS bare drain, {receivers} receiver(s), {args.e2e_messages:,} msgs", f"{fmt(bare)} msgs/s", ""))
+                bare, ours = rate(bare_drain, receivers), rate(pipeline_once, receivers)
+                rows.append((f"SQS bare drain, {receivers} receiver(s), {args.e2e_messages:,} msgs",
+                             f"{fmt(bare)} msgs/s", ""))
                 rows.append((f"pipeline end to end, 1 run, {receivers} receiver(s)", f"{fmt(ours)} msgs/s",
                              f"{ours / bare:.0%} of bare drain (target >= 80%)"))
             for runs in (2, 4):
-                ours, _ = median_of(args.reps, lambda: rate(lambda: parallel_runs(pool, seeded(), bench.database(), key_text, runs)))
-                rows.append((f"pipeline end to end, {runs} parallel runs x 2 receivers", f"{fmt(ours)} msgs/s", ""))
+                rows.append((f"pipeline end to end, {runs} parallel runs x 2 receivers",
+                             f"{fmt(rate(parallel_once, runs))} msgs/s", ""))
 
             seed_rates = []
             for _ in range(args.reps):
@@ -224,15 +236,18 @@ def run(args) -> str:
                 started = time.perf_counter()
                 assert sqs.send_all(seed_bodies, senders=4) == 0
                 seed_rates.append(args.seed_messages / (time.perf_counter() - started))
-            rows.append((f"seeding {args.seed_messages:,} msgs (SendMessageBatch, 4 senders)", f"{fmt(statistics.median(seed_rates))} msgs/s", ""))
+            rows.append((f"seeding {args.seed_messages:,} msgs (SendMessageBatch, 4 senders)",
+                         f"{fmt(statistics.median(seed_rates))} msgs/s", ""))
 
             empty = bench.queue()
             ticks = [sensor_tick_ms(empty) for _ in range(args.sensor_ticks)]
             rows.append(("sensor tick on an empty queue (median)", f"{statistics.median(ticks):.0f} ms",
                          f"{args.sensor_ticks} ticks, max {max(ticks):.0f} ms; target < 200 ms, no run requested"))
 
-            million_rate, peak_kib = pool.apply(_drain_million, ((bench.database().dsn, key_text, args.drain_messages),))
-            rows.append((f"{args.drain_messages:,}-msg drain through the core path: peak RSS", f"{peak_kib / 1024:,.0f} MiB",
+            million = (bench.database().dsn, key_text, args.drain_messages)
+            million_rate, peak_kib = pool.apply(_drain_million, (million,))
+            rows.append((f"{args.drain_messages:,}-msg drain through the core path: peak RSS",
+                         f"{peak_kib / 1024:,.0f} MiB",
                          f"{fmt(million_rate)} msgs/s incl. generating the bodies; target < 1 GiB"))
         finally:
             pool.terminate()

@@ -101,7 +101,8 @@ def env():
 
 
 def _bodies_from_file(path: Path | None) -> list[str]:
-    text = path.read_text() if path else (resources.files("logins_pipeline") / "fixtures" / "sample_logins.json").read_text()
+    sample = resources.files("logins_pipeline") / "fixtures" / "sample_logins.json"
+    text = (path or sample).read_text()
     return [json.dumps(event) for event in json.loads(text)]
 
 

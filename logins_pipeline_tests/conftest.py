@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from logins_pipeline import settings
-from logins_pipeline.core.masking import MaskingKey, parse_masking_key
+from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.local.environment import LocalEnvironment, create_queues
 from logins_pipeline.local.services import free_port

@@ -210,7 +210,8 @@ def _schema_rejections(frame: pd.DataFrame, error: pa.errors.SchemaErrors) -> di
         if pd.isna(case.index):
             raise error  # a failure of the whole frame (wrong columns): a bug, not bad input
         check = str(case.check)
-        failures.setdefault(int(case.index), Rejected(_schema_reason(check, case.failure_case), f"{case.column}: {check}"))
+        reason = _schema_reason(check, case.failure_case)
+        failures.setdefault(int(case.index), Rejected(reason, f"{case.column}: {check}"))
     return failures
 
 

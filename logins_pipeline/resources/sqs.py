@@ -109,17 +109,19 @@ class SQSResource(ResourceWithBoto3Configuration):
         ]
 
     def receive_chunk(self, limit: int, receivers: int) -> list[ReceivedMessage]:
-        """Up to `limit` messages, received by `receivers` threads in parallel, each until the queue
-        looks empty to it or its share is full."""
+        """Up to `limit` messages, received by `receivers` threads in parallel, each until its share is
+        full or a receive comes back short (the queue is running dry: process what we have; the caller
+        stops when a whole chunk comes back empty)."""
         share = math.ceil(limit / receivers)
 
         def drain_share(_: int) -> list[ReceivedMessage]:
             client, received = self.client(), []
             while len(received) < share:
-                messages = self.receive(client, share - len(received))
-                if not messages:
-                    break
+                wanted = min(SQS_BATCH, share - len(received))
+                messages = self.receive(client, wanted)
                 received.extend(messages)
+                if len(messages) < wanted:
+                    break
             return received
 
         with ThreadPoolExecutor(max_workers=receivers) as pool:

@@ -6,7 +6,6 @@ ports, pinned images, and a dagster.yaml that Dagster itself accepts.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
