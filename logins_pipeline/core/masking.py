@@ -29,11 +29,18 @@ class MaskingKeyError(ValueError):
 class MaskingKey:
     secret: bytes = field(repr=False)
     key_id: str  # a fingerprint that names the key in each row without revealing it
+    # HMAC's keyed inner and outer SHA-256 states (RFC 2104), computed once: copying them makes a token
+    # in half the time hmac.new takes, and tokens are made twice per message.
+    _inner: "hashlib._Hash" = field(repr=False, compare=False, default=None)
+    _outer: "hashlib._Hash" = field(repr=False, compare=False, default=None)
 
     @classmethod
     def from_secret(cls, secret: bytes) -> "MaskingKey":
         key_id = hmac.new(secret, b"logins_pipeline key id", hashlib.sha256).hexdigest()[:16]
-        return cls(secret=secret, key_id=key_id)
+        block = (hashlib.sha256(secret).digest() if len(secret) > 64 else secret).ljust(64, b"\x00")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+        return cls(secret=secret, key_id=key_id, _inner=inner, _outer=outer)
 
 
 def parse_masking_key(text: str | None, *, development: bool) -> MaskingKey:
@@ -61,8 +68,13 @@ def parse_masking_key(text: str | None, *, development: bool) -> MaskingKey:
 
 
 def token(key: MaskingKey, domain: str, value: str | bytes) -> str:
+    """HMAC-SHA-256(key, domain NUL value) as 64 hex characters."""
     data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-    return hmac.new(key.secret, domain.encode() + b"\x00" + data, hashlib.sha256).hexdigest()
+    inner = key._inner.copy()
+    inner.update(domain.encode() + b"\x00" + data)
+    outer = key._outer.copy()
+    outer.update(inner.digest())
+    return outer.hexdigest()
 
 
 def canonical_ip(text: str) -> str:
