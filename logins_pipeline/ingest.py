@@ -6,6 +6,7 @@ nothing (the second write of a message id is a no-op). A crash costs at most one
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,21 +61,33 @@ def drain(
     limits: DrainLimits = DrainLimits(),
     progress: Callable[[DrainSummary], None] = lambda summary: None,
 ) -> DrainSummary:
+    """Drain up to limits.max_messages. Three stages overlap: while chunk N is validated and committed,
+    chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its COMMIT."""
     started = time.monotonic()
     summary = DrainSummary()
-    with postgres.connect() as conn:
+    requested = 0
+
+    def receive_next():
+        nonlocal requested
+        wanted = min(limits.chunk_size, limits.max_messages - requested)
+        requested += wanted
+        return pool.submit(sqs.receive_chunk, wanted, limits.receivers) if wanted > 0 else None
+
+    with postgres.connect() as conn, ThreadPoolExecutor(max_workers=2) as pool:
         apply_migrations(conn)
-        delete_client = sqs.client()
-        while summary.received < limits.max_messages:
-            wanted = min(limits.chunk_size, limits.max_messages - summary.received)
-            messages = sqs.receive_chunk(wanted, limits.receivers)
-            if not messages:
-                break
+        deleting = None
+        receiving = receive_next()
+        while receiving is not None and (messages := receiving.result()):
+            receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
             batch = build_batch(messages, key)
             result = write_batch(conn, batch)  # COMMIT happens here ...
-            summary.delete_failures += sqs.delete(messages, delete_client)  # ... and only then delete
+            if deleting is not None:
+                summary.delete_failures += deleting.result()
+            deleting = pool.submit(sqs.delete_all, messages, limits.receivers)  # ... and only then delete
             _record(summary, messages, batch, result)
             summary.seconds = time.monotonic() - started
             progress(summary)
+        if deleting is not None:
+            summary.delete_failures += deleting.result()
     summary.seconds = time.monotonic() - started
     return summary

@@ -112,9 +112,9 @@ class SQSResource(ResourceWithBoto3Configuration):
         """Up to `limit` messages, received by `receivers` threads in parallel, each until its share is
         full or a receive comes back short (the queue is running dry: process what we have; the caller
         stops when a whole chunk comes back empty)."""
-        share = math.ceil(limit / receivers)
+        shares = [limit // receivers + (i < limit % receivers) for i in range(receivers)]  # sums to limit
 
-        def drain_share(_: int) -> list[ReceivedMessage]:
+        def drain_share(share: int) -> list[ReceivedMessage]:
             client, received = self.client(), []
             while len(received) < share:
                 wanted = min(SQS_BATCH, share - len(received))
@@ -125,7 +125,7 @@ class SQSResource(ResourceWithBoto3Configuration):
             return received
 
         with ThreadPoolExecutor(max_workers=receivers) as pool:
-            return [m for share_messages in pool.map(drain_share, range(receivers)) for m in share_messages]
+            return [m for share_messages in pool.map(drain_share, filter(None, shares)) for m in share_messages]
 
     def delete(self, messages: list[ReceivedMessage], client=None) -> int:
         """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
@@ -139,6 +139,12 @@ class SQSResource(ResourceWithBoto3Configuration):
             )
             failed += len(response.get("Failed", []))
         return failed
+
+    def delete_all(self, messages: list[ReceivedMessage], workers: int) -> int:
+        """`delete` spread over `workers` threads (a client each); returns how many deletes failed."""
+        groups = chunks(messages, math.ceil(len(messages) / workers) or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return sum(pool.map(lambda group: self.delete(group, self.client()), groups))
 
     def send_bodies(self, bodies: list[str], client=None) -> int:
         """SendMessageBatch in groups of 10; returns how many sends failed."""
