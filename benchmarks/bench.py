@@ -283,7 +283,18 @@ def main() -> None:
     table = run(args)
     print(table)
     if args.write:
-        args.write.write_text(f"# Benchmarks\n\n`make bench` (`benchmarks/bench.py`).\n\n{table}\n")
+        write_between_markers(args.write, table)
+
+
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def write_between_markers(path: Path, table: str) -> None:
+    """Replace the measured table in `path`, keeping the hand-written analysis around it."""
+    text = path.read_text() if path.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    path.write_text(f"{before}{START}\n{table}\n{END}{after}")
 
 
 if __name__ == "__main__":
