@@ -2,7 +2,8 @@
 
 A logging.Filter on the package's and Dagster's loggers (and on each run's `context.log`, Dagster's log
 manager, which feeds the event log and the console) redacts every record; `redacted_errors` re-raises an
-error with its text redacted, so the step failure Dagster stores holds no value either.
+error with its text redacted, so the step failure Dagster stores holds no value either. botocore logs
+every SQS request and response body at DEBUG, the messages themselves: those records are dropped.
 """
 
 import contextlib
@@ -11,6 +12,7 @@ import logging
 from logins_pipeline.core.redaction import redact
 
 LOGGER_NAMES = ("logins_pipeline", "dagster")
+BODY_LOGGER_NAMES = ("botocore.endpoint", "botocore.parsers")
 
 
 class RedactionFilter(logging.Filter):
@@ -30,11 +32,22 @@ class RedactionFilter(logging.Filter):
         return True
 
 
+class DropDebugFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+def _add_once(logger: logging.Logger, filter_class: type[logging.Filter]) -> None:
+    if not any(isinstance(f, filter_class) for f in logger.filters):
+        logger.addFilter(filter_class())
+
+
 def install_redaction(*loggers: logging.Logger) -> None:
-    """Add the filter to the package's and Dagster's loggers and to `loggers`, once each."""
+    """Redact the package's and Dagster's loggers and `loggers`; drop botocore's body dumps. Once each."""
     for logger in (*map(logging.getLogger, LOGGER_NAMES), *loggers):
-        if not any(isinstance(f, RedactionFilter) for f in logger.filters):
-            logger.addFilter(RedactionFilter())
+        _add_once(logger, RedactionFilter)
+    for name in BODY_LOGGER_NAMES:
+        _add_once(logging.getLogger(name), DropDebugFilter)
 
 
 class RedactedError(Exception):

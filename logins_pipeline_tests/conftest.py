@@ -26,6 +26,15 @@ from logins_pipeline.resources.sqs import SQSResource
 SAMPLE_FILE = Path(__file__).parents[1] / "logins_pipeline" / "fixtures" / "sample_logins.json"
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Show the brute-force demonstration's figures (test_token_privacy) at the end of every run."""
+    reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
+    for name, text in (p for r in reports for p in r.user_properties):
+        if name == "brute_force":
+            terminalreporter.write_sep("-", "brute-force demonstration")
+            terminalreporter.write_line(text)
+
+
 def sample_events() -> list[dict]:
     return json.loads(SAMPLE_FILE.read_text())
 

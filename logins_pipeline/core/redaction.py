@@ -9,10 +9,11 @@ import re
 
 REDACTED = "[redacted]"
 
-_IPV4 = r"(?<![0-9])(?<![0-9]\.)[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?!\.?[0-9])"
+# No boundaries: an address glued to digits (one address repeated, "1.2.3.41.2.3.4") is still found.
+_IPV4 = r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}"
 # Every IPv6 text has "::" or all eight groups (seven colons); times (12:30:45) have neither.
 _IPV6 = r"[0-9A-Fa-f.:]*::[0-9A-Fa-f.:]*|[0-9A-Fa-f.]*(?::[0-9A-Fa-f.]*){7,}"
-_DEVICE_ID = r"(?<![0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}(?![0-9])"  # the shape of the apps' device ids
+_DEVICE_ID = r"[0-9]{3}-[0-9]{2}-[0-9]{4}"  # the shape of the apps' device ids
 PII_SHAPES = re.compile(f"{_IPV4}|{_IPV6}|{_DEVICE_ID}")
 
 
