@@ -157,7 +157,7 @@ def run(max_messages, chunk_size, receivers):
 
     _require(settings.DAGSTER_HOME)
     _masking_key()
-    _vault_key(required=False)
+    vault_key = _vault_key(required=False)
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
@@ -172,6 +172,7 @@ def run(max_messages, chunk_size, receivers):
                f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)")
     for reason, n in sorted(outcome.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
+    click.echo(f"  pii vault: on, key id {vault_key.key_id}" if vault_key else "  pii vault: off (no LOGINS_VAULT_KEY)")
 
 
 @main.command()

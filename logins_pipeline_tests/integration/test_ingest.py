@@ -146,3 +146,15 @@ def test_migrations_are_idempotent_and_adopt_an_existing_seven_column_table(pipe
     drain(pipeline.sqs, pipeline.postgres, pipeline.key)
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 100
     assert pipeline.scalar("SELECT app_version_text(app_version) FROM user_logins WHERE user_id = 'u1'") == "0.0.2"
+
+
+def test_a_development_key_outside_development_stops_the_run_at_resource_start(pipeline, instance, monkeypatch):
+    pipeline.seed(sample_bodies()[:3])
+    monkeypatch.setenv("LOGINS_ENVIRONMENT", "production")
+
+    outcome = run_ingest_job(instance=instance)
+
+    assert not outcome.success
+    assert outcome.error.endswith("KeyConfigError: LOGINS_MASKING_KEY is a development key; refusing it outside "
+                                  "LOGINS_ENVIRONMENT=development")
+    assert pipeline.sqs.queue_depth().visible == 3
