@@ -14,12 +14,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from logins_pipeline import settings
 from logins_pipeline.core.generate import generate_logins
-from logins_pipeline.core.masking import MaskingKeyError
+from logins_pipeline.core.keys import KeyConfigError
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.vault import VaultError, VaultKey
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.resources.masking import MaskingResource
-from logins_pipeline.resources.postgres import PostgresResource
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.resources.vault import VaultResource
+from logins_pipeline.reveal import NotInVault, reveal
+from logins_pipeline.rotation import rotate_tokens
 
 SEND_THREADS = 4
 
@@ -39,8 +44,17 @@ def _sqs() -> SQSResource:
     return SQSResource(queue_url=_require(settings.QUEUE_URL), region_name=_require(settings.AWS_REGION))
 
 
-def _postgres() -> PostgresResource:
-    return PostgresResource(dsn=_require(settings.POSTGRES_DSN), connect_timeout=5)
+def _postgres(variable: str = settings.POSTGRES_DSN) -> PostgresResource:
+    return PostgresResource(dsn=_require(variable), connect_timeout=5)
+
+
+def _masking_key() -> MaskingKey:
+    return MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
+
+
+def _vault_key(required: bool) -> VaultKey | None:
+    key = _require(settings.VAULT_KEY) if required else os.environ.get(settings.VAULT_KEY) or None
+    return VaultResource(key=key, environment=_require(settings.ENVIRONMENT)).vault_key()
 
 
 def _one_line(error: Exception) -> str:
@@ -55,7 +69,7 @@ def clear_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (SettingMissing, LocalServiceError, MaskingKeyError) as error:
+        except (SettingMissing, LocalServiceError, KeyConfigError, VaultError, NotInVault) as error:
             click.echo(f"error: {error}", err=True)
         except psycopg.Error as error:
             click.echo(f"error: Postgres: {_one_line(error)}", err=True)
@@ -77,10 +91,11 @@ def main():
 @main.command()
 @clear_errors
 def up():
-    """Start the local SQS server and Postgres (idempotent), create the queues, apply migrations."""
+    """Start the local SQS server and Postgres (idempotent), create the queues, apply migrations, make the
+    login roles and the development keys."""
     env = LocalEnvironment().up()
     click.echo(f"SQS      {env[settings.AWS_ENDPOINT_URL_SQS]}  queue {env[settings.QUEUE_URL]}")
-    click.echo(f"Postgres {env[settings.POSTGRES_DSN].split('@')[-1]}")
+    click.echo(f"Postgres {env[settings.POSTGRES_DSN].split('@')[-1]}  (pipeline, analyst and pii_reader logins)")
     click.echo('ready: eval "$(logins-pipeline env)"')
 
 
@@ -141,7 +156,8 @@ def run(max_messages, chunk_size, receivers):
     from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
     _require(settings.DAGSTER_HOME)
-    MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
+    _masking_key()
+    vault_key = _vault_key(required=False)
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
@@ -156,6 +172,7 @@ def run(max_messages, chunk_size, receivers):
                f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)")
     for reason, n in sorted(outcome.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
+    click.echo(f"  pii vault: on, key id {vault_key.key_id}" if vault_key else "  pii vault: off (no LOGINS_VAULT_KEY)")
 
 
 @main.command()
@@ -176,13 +193,58 @@ def status():
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @clear_errors
 def reset(yes):
-    """Development only: purge the queues and empty user_logins and login_quarantine."""
+    """Development only: purge the queues, empty user_logins, login_quarantine and the vault (not its audit)."""
     if os.environ.get(settings.ENVIRONMENT) != "development":
         raise SettingMissing(f"reset only runs with {settings.ENVIRONMENT}=development")
     if not yes:
-        click.confirm("Purge the queues and delete every row of user_logins and login_quarantine?", abort=True)
+        click.confirm("Purge the queues and delete every row of user_logins, login_quarantine and the vault?",
+                      abort=True)
     sqs = _sqs()
     sqs.purge()
-    with _postgres().connect() as conn:
-        conn.execute("TRUNCATE public.user_logins, public.login_quarantine")
+    with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
+        conn.execute("TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii")
     click.echo("reset: queues purged, tables emptied")
+
+
+@main.command()
+@clear_errors
+def migrate():
+    """Apply the schema migrations the database lacks, as the schema's owner (LOGINS_POSTGRES_ADMIN_DSN)."""
+    with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
+        applied = apply_migrations(conn)
+    click.echo(f"applied migrations {', '.join(map(str, applied))}" if applied else "the schema is up to date")
+
+
+def _reason(ctx, param, value: str) -> str:
+    if not value.strip():
+        raise click.BadParameter("say why (it goes into the audit log)")
+    return value
+
+
+@main.command("reveal")
+@click.option("--message-id", required=True, help="user_logins.message_id of the row.")
+@click.option("--reason", required=True, callback=_reason, help="Why the originals are needed (audited).")
+@clear_errors
+def reveal_command(message_id, reason):
+    """Print a login's original ip and device_id, as a pii_reader login (LOGINS_PII_READER_DSN), with
+    LOGINS_VAULT_KEY. The database appends an audit row (who, when, why, which row) first."""
+    vault_key = _vault_key(required=True)
+    with _postgres(settings.PII_READER_DSN).connect() as conn:
+        revealed = reveal(conn, vault_key, message_id, reason)
+    click.echo(f"message_id {message_id}\nip         {revealed.ip}\ndevice_id  {revealed.device_id}")
+    click.echo(f"audit row  {revealed.audit_id}")
+
+
+@main.command("rotate-tokens")
+@click.option("--reason", required=True, callback=_reason, help="Why (audited: it decrypts the vault).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1_000, show_default=True)
+@clear_errors
+def rotate_tokens_command(reason, batch_size):
+    """Make the tokens of rows written under older masking keys again under the current LOGINS_MASKING_KEY,
+    from the vault (LOGINS_VAULT_KEY), as the schema's owner (LOGINS_POSTGRES_ADMIN_DSN)."""
+    masking_key = _masking_key()
+    vault_key = _vault_key(required=True)
+    with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
+        summary = rotate_tokens(conn, masking_key, vault_key, reason, batch_size)
+    click.echo(f"rotated {summary.rotated} rows to masking key {masking_key.key_id}; "
+               f"{summary.without_vault} rows under other keys have no vault entry and keep their tokens")

@@ -15,6 +15,7 @@ from datetime import datetime
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import Batch, build_batch, sent_at
+from logins_pipeline.core.vault import VaultKey
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, write_batch
 from logins_pipeline.resources.sqs import SQSResource
 
@@ -60,6 +61,7 @@ def drain(
     key: MaskingKey,
     limits: DrainLimits = DrainLimits(),
     progress: Callable[[DrainSummary], None] = lambda summary: None,
+    vault_key: VaultKey | None = None,
 ) -> DrainSummary:
     """Drain up to limits.max_messages. Three stages overlap: while chunk N is validated and committed,
     chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its COMMIT."""
@@ -79,7 +81,7 @@ def drain(
         receiving = receive_next()
         while receiving is not None and (messages := receiving.result()):
             receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
-            batch = build_batch(messages, key)
+            batch = build_batch(messages, key, vault_key)
             result = write_batch(conn, batch)  # COMMIT happens here ...
             if deleting is not None:
                 summary.delete_failures += deleting.result()

@@ -19,9 +19,10 @@ class RunOutcome:
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The first error of the run: a step's, or a resource's that refused to start (an unusable key)."""
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
+        error = getattr(event.event_specific_data, "error", None)
+        if error:
             while error.cause:  # Dagster wraps the real error: report the innermost one
                 error = error.cause
             lines = error.message.strip().splitlines()

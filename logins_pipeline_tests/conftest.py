@@ -1,6 +1,7 @@
 """Shared fixtures. Integration tests run against a real Postgres and a real LocalStack SQS server,
 started once per session on free loopback ports in a temporary folder; each test gets its own queue
-pair and its own database, so tests never see each other's data."""
+pair and its own database, so tests never see each other's data. As with `logins-pipeline up`, the
+environment's LOGINS_POSTGRES_DSN is a logins_writer login, and the vault is on."""
 
 import json
 import uuid
@@ -15,6 +16,7 @@ import pytest
 from logins_pipeline import settings
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.vault import VaultKey, parse_vault_key
 from logins_pipeline.local.environment import LocalEnvironment, create_queues
 from logins_pipeline.local.services import free_port
 from logins_pipeline.resources.masking import MaskingResource
@@ -22,6 +24,15 @@ from logins_pipeline.resources.postgres import PostgresResource, apply_migration
 from logins_pipeline.resources.sqs import SQSResource
 
 SAMPLE_FILE = Path(__file__).parents[1] / "logins_pipeline" / "fixtures" / "sample_logins.json"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Show the brute-force demonstration's figures (test_token_privacy) at the end of every run."""
+    reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
+    for name, text in (p for r in reports for p in r.user_properties):
+        if name == "brute_force":
+            terminalreporter.write_sep("-", "brute-force demonstration")
+            terminalreporter.write_line(text)
 
 
 def sample_events() -> list[dict]:
@@ -52,9 +63,10 @@ class Pipeline:
 
     env: dict[str, str]
     sqs: SQSResource
-    postgres: PostgresResource
+    postgres: PostgresResource  # the owner (superuser), to set up and inspect; runs use env's writer login
     masking: MaskingResource
     key: MaskingKey
+    vault_key: VaultKey
     dagster_home: Path
     postgres_data_dir: Path
 
@@ -88,8 +100,8 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
         apply_migrations(conn)
     env = {
         **base_env,
+        **environment.postgres_env(name),
         settings.QUEUE_URL: queue_url,
-        settings.POSTGRES_DSN: dsn,
         settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
     }
     (tmp_path / "dagster_home").mkdir()
@@ -102,6 +114,7 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
         postgres=PostgresResource(dsn=dsn),
         masking=masking,
         key=masking.masking_key(),
+        vault_key=parse_vault_key(env[settings.VAULT_KEY], development=True),
         dagster_home=tmp_path / "dagster_home",
         postgres_data_dir=environment.postgres.data_dir,
     )

@@ -14,9 +14,11 @@ import pandas as pd
 import pandera.pandas as pa
 
 from logins_pipeline.core.app_version import InvalidAppVersion, encode_app_version
-from logins_pipeline.core.masking import MaskingKey, canonical_ip, normalise_device_id, token
+from logins_pipeline.core.masking import MaskingKey, canonical_ip, normalise_device_id, pii_tokens, token
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.redaction import redact
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
+from logins_pipeline.core.vault import VaultEntry, VaultKey
 
 MAX_BODY_BYTES = 256 * 1024
 REQUIRED_TEXT_FIELDS = ("user_id", "app_version", "device_type", "ip", "device_id")
@@ -61,6 +63,9 @@ class Batch:
     rows: pd.DataFrame  # validated MaskedLogin rows
     rejections: list[Rejection] = field(default_factory=list)
     repeats: int = 0  # messages whose id came twice in the batch (SQS delivers at least once)
+    # With the vault on, the encrypted originals of each row's ip and device_id. Not a column of `rows`:
+    # the MaskedLogin schema stays the shape of user_logins, and ciphertext never enters the frame.
+    vault: list[VaultEntry] = field(default_factory=list)
 
     def reasons(self) -> Counter:
         return Counter(r.reason for r in self.rejections)
@@ -155,8 +160,7 @@ def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> tup
         message.message_id,
         user_id.strip(),
         device_type.strip().lower(),
-        token(key, "ip", ip),
-        token(key, "device_id", device_id),
+        *pii_tokens(key, ip, device_id),
         locale.strip() or None if locale else None,
         app_version,
         message.sent_timestamp_ms,
@@ -173,15 +177,36 @@ def rows_frame(rows: list[tuple], key: MaskingKey) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def mask_pii(value, key: MaskingKey):
-    """A copy of a parsed body with every `ip`/`device_id` value, at any depth, replaced by its token."""
+def _pii_values(value) -> frozenset[str]:
+    """The text of every `ip`/`device_id` value in a parsed body, at any depth, as sent and trimmed."""
+    found = set()
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if name.lower() in PII_FIELDS and isinstance(item, str):
+                found |= {item, item.strip()}
+            elif name.lower() in PII_FIELDS and type(item) in (int, float):
+                found.add(json.dumps(item))
+            found |= _pii_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _pii_values(item)
+    return frozenset(found)
+
+
+def mask_pii(value, key: MaskingKey, values: frozenset[str]):
+    """A copy of a parsed body with every `ip`/`device_id` value, at any depth, replaced by its token, and
+    those values, or anything shaped like an address or device id, redacted from every other key and text."""
     if isinstance(value, dict):
         return {
-            k: _mask_field(k.lower(), v, key) if k.lower() in PII_FIELDS else mask_pii(v, key)
+            redact(k, values): _mask_field(k.lower(), v, key) if k.lower() in PII_FIELDS else mask_pii(v, key, values)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [mask_pii(v, key) for v in value]
+        return [mask_pii(v, key, values) for v in value]
+    if isinstance(value, str):
+        return redact(value, values)
+    if type(value) in (int, float) and json.dumps(value) in values:  # an ip sent as a number, repeated
+        return redact(json.dumps(value), values)
     return value
 
 
@@ -199,7 +224,7 @@ def _masked_body(event: dict | None, key: MaskingKey) -> str | None:
     if event is None:
         return None
     try:
-        return json.dumps(mask_pii(event, key), ensure_ascii=True)
+        return json.dumps(mask_pii(event, key, _pii_values(event)), ensure_ascii=True)
     except RecursionError:  # too deep to walk: keep only size and hash, like an unparseable body
         return None
 
@@ -246,8 +271,9 @@ def unique_by_id(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
     return list(first.values())
 
 
-def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
-    """Parse, flatten, normalise, mask and validate a batch of messages."""
+def build_batch(messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None) -> Batch:
+    """Parse, flatten, normalise, mask and validate a batch of messages; with a vault key, also encrypt the
+    original ip and device_id of every valid row."""
     rows, row_events, row_messages = [], [], []
     rejections: list[Rejection] = []
     unique = unique_by_id(messages)
@@ -261,6 +287,7 @@ def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
         except Rejected as error:
             rejections.append(_rejection(message, error, event, key))
     frame = rows_frame(rows, key)
+    failures: dict[int, Rejected] = {}
     try:
         frame = MaskedLogin.validate(frame, lazy=True)
     except pa.errors.SchemaErrors as error:
@@ -268,4 +295,9 @@ def build_batch(messages: list[ReceivedMessage], key: MaskingKey) -> Batch:
         for index, failure in sorted(failures.items()):
             rejections.append(_rejection(row_messages[index], failure, row_events[index], key))
         frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
-    return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique))
+    vault = [
+        vault_key.seal_login(message.message_id, event["ip"], event["device_id"])
+        for index, (message, event) in enumerate(zip(row_messages, row_events))
+        if index not in failures
+    ] if vault_key else []
+    return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique), vault=vault)

@@ -1,20 +1,22 @@
-"""The embedded local environment: LocalStack SQS + Postgres on loopback, queues, schema, a dev key.
+"""The embedded local environment: LocalStack SQS + Postgres on loopback, queues, schema, login roles,
+development keys.
 
 All state lives under one git-ignored folder (default ./.local, or LOGINS_LOCAL_DIR). `up` writes the
 environment the other commands need into <state>/env.json, which `logins-pipeline env` prints as exports.
+The pipeline connects as a login in the `logins_writer` role, not as the superuser that owns the schema.
 """
 
-import base64
 import json
 import os
-import secrets
 from pathlib import Path
 
 import boto3
 
 from logins_pipeline import settings
-from logins_pipeline.core.masking import DEV_KEY_PREFIX, MIN_KEY_BYTES
-from logins_pipeline.local.services import LocalPostgres, LocalServiceError, LocalSQS
+from logins_pipeline.core.keys import development_key
+from logins_pipeline.local.services import (
+    PG_DATABASE, LocalPostgres, LocalServiceError, LocalSQS, private_secret, write_private,
+)
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 
 REGION = "us-east-1"
@@ -22,6 +24,12 @@ ACCOUNT = "000000000000"  # LocalStack's default account
 MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message that keeps failing to the dead-letter queue
 VISIBILITY_TIMEOUT = 120
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# DSN variable -> (the login role `up` makes, the group role it joins; groups come from migration 0002).
+LOGIN_ROLES = {
+    settings.POSTGRES_DSN: ("logins_writer_local", "logins_writer"),
+    settings.ANALYST_DSN: ("analyst_local", "analyst"),
+    settings.PII_READER_DSN: ("pii_reader_local", "pii_reader"),
+}
 
 
 def default_state_dir() -> Path:
@@ -40,18 +48,12 @@ def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = setti
     )["QueueUrl"]
 
 
-def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 class LocalEnvironment:
     def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None):
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.env_file = self.state_dir / "env.json"
         self.key_file = self.state_dir / "masking.key"
+        self.vault_key_file = self.state_dir / "vault.key"
         self.dagster_home = self.state_dir / "dagster_home"
         self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", 4566)))
         self.postgres = LocalPostgres(
@@ -70,22 +72,31 @@ class LocalEnvironment:
         queue_url = create_queues(client)
         with PostgresResource(dsn=self.postgres.dsn).connect() as conn:
             apply_migrations(conn)
+        for role, group in LOGIN_ROLES.values():
+            self.postgres.ensure_login_role(role, group)
         env = {
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
             settings.AWS_REGION: REGION,
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
             settings.QUEUE_URL: queue_url,
-            settings.POSTGRES_DSN: self.postgres.dsn,
-            settings.MASKING_KEY: self._development_key(),
+            **self.postgres_env(PG_DATABASE),
+            # Random keys made once per state folder (mode 0600), marked "dev:" so production refuses them.
+            settings.MASKING_KEY: private_secret(self.key_file, development_key),
+            settings.VAULT_KEY: private_secret(self.vault_key_file, development_key),
             settings.ENVIRONMENT: "development",
             settings.DAGSTER_HOME: str(self.dagster_home),
         }
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         if not (self.dagster_home / "dagster.yaml").exists():
             (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-        _write_private(self.env_file, json.dumps(env, indent=2))
+        write_private(self.env_file, json.dumps(env, indent=2))
         return env
+
+    def postgres_env(self, dbname: str) -> dict[str, str]:
+        """The DSN variables for database `dbname`: the writer, analyst and pii_reader logins, and the owner."""
+        env = {name: self.postgres.login_dsn(role, dbname) for name, (role, _) in LOGIN_ROLES.items()}
+        return {**env, settings.POSTGRES_ADMIN_DSN: self.postgres.admin_dsn(dbname)}
 
     def down(self) -> None:
         self.sqs.stop()
@@ -95,10 +106,3 @@ class LocalEnvironment:
         if not self.env_file.exists():
             raise LocalServiceError(f"the local services are not set up in {self.state_dir}: run `logins-pipeline up`")
         return json.loads(self.env_file.read_text())
-
-    def _development_key(self) -> str:
-        """A random key made once per state folder (mode 0600), marked "dev:" so production refuses it."""
-        if not self.key_file.exists():
-            secret = base64.b64encode(secrets.token_bytes(MIN_KEY_BYTES)).decode()
-            _write_private(self.key_file, DEV_KEY_PREFIX + secret)
-        return self.key_file.read_text().strip()

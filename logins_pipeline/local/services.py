@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+from psycopg import sql
 
 # Located without importing pgserver: its import has side effects (runtime-dir lock file, warnings).
 PG_BIN = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
@@ -68,6 +69,26 @@ def _ensure_port_free(port: int, service: str, port_env: str) -> None:
                 f"Cannot start {service}: port {port} on 127.0.0.1 is already in use by another process. "
                 f"Stop that process or choose another port: set {port_env} (or pass port=...)."
             ) from None
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (mode 0600), in a folder only its owner can enter."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)
+        f.write(text)
+
+
+def private_secret(path: Path, make) -> str:
+    """The secret kept in `path` (mode 0600), made by `make()` the first time."""
+    if not path.exists():
+        write_private(path, make())
+    return path.read_text().strip()
+
+
+def _random_password() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def _log_tail(log: Path) -> str:
@@ -124,8 +145,26 @@ class LocalPostgres:
 
     def admin_dsn(self, dbname: str) -> str:
         """Superuser DSN for database ``dbname``."""
-        password = quote(self.password_file.read_text().strip(), safe="")
-        return f"postgresql://{PG_SUPERUSER}:{password}@127.0.0.1:{self.port}/{dbname}"
+        return self._dsn(PG_SUPERUSER, self.password_file.read_text().strip(), dbname)
+
+    def login_dsn(self, role: str, dbname: str) -> str:
+        """DSN of a login role made by ensure_login_role, for database ``dbname``."""
+        return self._dsn(role, self._role_password_file(role).read_text().strip(), dbname)
+
+    def ensure_login_role(self, role: str, group: str) -> None:
+        """A LOGIN role in ``group`` (cluster-wide), its random password kept 0600 in the state folder."""
+        password = private_secret(self._role_password_file(role), _random_password)
+        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            statement = "ALTER ROLE {} LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
+            conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Literal(password)))
+            conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(role)))
+
+    def _role_password_file(self, role: str) -> Path:
+        return self.root / "roles" / f"{role}.password"
+
+    def _dsn(self, user: str, password: str, dbname: str) -> str:
+        return f"postgresql://{user}:{quote(password, safe='')}@127.0.0.1:{self.port}/{dbname}"
 
     def is_running(self) -> bool:
         if not (self.data_dir / "PG_VERSION").exists():
@@ -161,11 +200,7 @@ class LocalPostgres:
         return [*_as_unprivileged(), str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), *args]
 
     def _initdb(self) -> None:
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(fd, 0o600)
-            f.write(secrets.token_urlsafe(32))
+        write_private(self.password_file, _random_password())
         _run(
             [*_as_unprivileged(), str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", PG_SUPERUSER,
              "--auth=scram-sha-256", f"--pwfile={self.password_file}", "--encoding=UTF8", "--no-locale"],

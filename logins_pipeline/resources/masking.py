@@ -15,3 +15,6 @@ class MaskingResource(dg.ConfigurableResource):
 
     def masking_key(self) -> MaskingKey:
         return parse_masking_key(self.key, development=self.environment == "development")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.masking_key()  # refuse to start, before anything is received, with an unusable key

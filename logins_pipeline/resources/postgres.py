@@ -25,10 +25,21 @@ def migrations() -> list[tuple[int, str]]:
     return [(int(f.name.split("_", 1)[0]), f.read_text()) for f in files]
 
 
+def _recorded_versions(conn: psycopg.Connection) -> set[int]:
+    if conn.execute("SELECT to_regclass('public.logins_schema_migrations')").fetchone()[0] is None:
+        return set()
+    return {version for (version,) in conn.execute("SELECT version FROM public.logins_schema_migrations")}
+
+
 def apply_migrations(conn: psycopg.Connection) -> list[int]:
-    """Apply the migrations this database lacks, each in its own transaction; returns those applied."""
+    """Apply the migrations this database lacks, each in its own transaction; returns those applied.
+
+    With none missing it runs no DDL at all, so the pipeline's logins_writer role, which may not, can call it."""
+    shipped = migrations()
+    if {version for version, _ in shipped} <= _recorded_versions(conn):
+        return []
     applied = []
-    for version, sql in migrations():
+    for version, sql in shipped:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute(
@@ -68,7 +79,7 @@ def _copy_value_lists(batch: Batch) -> list[list]:
 
 
 def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
-    """Valid rows and quarantined rows in one transaction: COPY into a staging table, then
+    """Valid rows, their vault rows and quarantined rows in one transaction: COPY into a staging table, then
     INSERT ... ON CONFLICT DO NOTHING on the message id, so a redelivered message is a no-op."""
     column_list = ", ".join(COLUMNS)
     with conn.transaction(), conn.cursor() as cur:
@@ -84,6 +95,15 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
             " ON CONFLICT (message_id) DO NOTHING"
         )
         inserted = cur.rowcount
+        if batch.vault:  # after the rows: each vault row references its login
+            # ON CONFLICT without a target (the only unique key is message_id): naming the column would need
+            # SELECT on it, and logins_writer may only INSERT into the vault.
+            cur.execute(
+                "INSERT INTO pii_vault.login_pii (message_id, ip_ciphertext, device_id_ciphertext, vault_key_id)"
+                " SELECT * FROM unnest(%s::varchar[], %s::bytea[], %s::bytea[], %s::varchar[])"
+                " ON CONFLICT DO NOTHING",
+                [list(column) for column in zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault))],
+            )
         quarantined = 0
         if batch.rejections:
             placeholders = ", ".join(["%s"] * len(QUARANTINE_COLUMNS))

@@ -98,7 +98,7 @@ def test_no_sample_pii_on_disk_after_a_run(pipeline):
     """Postgres's data directory (heap and WAL) and DAGSTER_HOME hold no plaintext ip or device_id."""
     assert cli("seed").returncode == 0
     assert cli("run").returncode == 0
-    with psycopg.connect(pipeline.env[settings.POSTGRES_DSN], autocommit=True) as conn:
+    with psycopg.connect(pipeline.env[settings.POSTGRES_ADMIN_DSN], autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     needles = [value.encode() for value in sample_pii_values()]
     for root in (pipeline.postgres_data_dir, pipeline.dagster_home):

@@ -9,7 +9,7 @@ import pytest
 
 from logins_pipeline.core.transform import build_batch
 from logins_pipeline.ingest import DrainLimits, drain
-from logins_pipeline.resources.postgres import apply_migrations, write_batch
+from logins_pipeline.resources.postgres import apply_migrations, migrations, write_batch
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests.conftest import sample_events
@@ -140,9 +140,21 @@ def test_migrations_are_idempotent_and_adopt_an_existing_seven_column_table(pipe
     with pipeline.postgres.connect() as conn:
         conn.execute("DROP TABLE user_logins CASCADE; DELETE FROM logins_schema_migrations")
         conn.execute(SEVEN_COLUMN_TABLE + "ALTER TABLE user_logins_old RENAME TO user_logins")
-        assert apply_migrations(conn) == [1]
+        assert apply_migrations(conn) == [version for version, _ in migrations()]
         assert apply_migrations(conn) == []
     pipeline.seed(sample_bodies())
     drain(pipeline.sqs, pipeline.postgres, pipeline.key)
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 100
     assert pipeline.scalar("SELECT app_version_text(app_version) FROM user_logins WHERE user_id = 'u1'") == "0.0.2"
+
+
+def test_a_development_key_outside_development_stops_the_run_at_resource_start(pipeline, instance, monkeypatch):
+    pipeline.seed(sample_bodies()[:3])
+    monkeypatch.setenv("LOGINS_ENVIRONMENT", "production")
+
+    outcome = run_ingest_job(instance=instance)
+
+    assert not outcome.success
+    assert outcome.error.endswith("KeyConfigError: LOGINS_MASKING_KEY is a development key; refusing it outside "
+                                  "LOGINS_ENVIRONMENT=development")
+    assert pipeline.sqs.queue_depth().visible == 3

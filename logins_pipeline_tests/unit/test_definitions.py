@@ -6,7 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from logins_pipeline.definitions import defs
+from logins_pipeline import settings
+from logins_pipeline.definitions import defs, resources_from_env
 
 REPO = Path(__file__).parents[2]
 
@@ -38,3 +39,11 @@ def test_column_schema_is_shown_for_the_masked_rows_and_the_table():
     for name in ("masked_logins", "user_logins"):
         schema = specs[name].metadata["dagster/column_schema"]
         assert "masked_ip" in {column.name for column in schema.columns}
+
+
+def test_vault_is_off_unless_its_key_is_set_when_the_location_loads(monkeypatch):
+    monkeypatch.delenv(settings.VAULT_KEY, raising=False)
+    assert resources_from_env()["vault"].key is None
+    monkeypatch.setenv(settings.VAULT_KEY, "anything")
+    key = resources_from_env()["vault"].key
+    assert isinstance(key, dg.EnvVar) and key.env_var_name == settings.VAULT_KEY  # read at run time, not shown

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from logins_pipeline.core.keys import KeyConfigError
 from logins_pipeline.core.masking import (
     TOKEN_PATTERN,
     MaskingKey,
-    MaskingKeyError,
     canonical_ip,
     parse_masking_key,
     token,
@@ -27,25 +27,25 @@ OTHER_KEY = MaskingKey.from_secret(b"\xff" * 32)
 
 @pytest.mark.parametrize("text", [None, "", " ", "\n\t "])
 def test_missing_key(text):
-    with pytest.raises(MaskingKeyError):
+    with pytest.raises(KeyConfigError):
         parse_masking_key(text, development=True)
 
 
 @pytest.mark.parametrize("text", ["not base64!!", B64[:-1], B64 + "*", "dev:" + "%%%%"])
 def test_not_base64(text):
-    with pytest.raises(MaskingKeyError, match="base64"):
+    with pytest.raises(KeyConfigError, match="base64"):
         parse_masking_key(text, development=True)
 
 
 @pytest.mark.parametrize("size", [0, 1, 16, 31])
 def test_too_short(size):
     text = base64.b64encode(bytes(size)).decode() or "===="
-    with pytest.raises(MaskingKeyError):
+    with pytest.raises(KeyConfigError):
         parse_masking_key(text, development=True)
 
 
 def test_key_error_is_value_error():
-    assert issubclass(MaskingKeyError, ValueError)
+    assert issubclass(KeyConfigError, ValueError)
 
 
 def test_valid_key():
@@ -59,7 +59,7 @@ def test_surrounding_whitespace_ignored():
 
 
 def test_dev_key_refused_outside_development():
-    with pytest.raises(MaskingKeyError, match="development"):
+    with pytest.raises(KeyConfigError, match="development"):
         parse_masking_key("dev:" + B64, development=False)
 
 

@@ -20,6 +20,7 @@ from logins_pipeline.core.masking import MaskingKey, canonical_ip, token
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
 from logins_pipeline.core.transform import MAX_BODY_BYTES, Rejection, build_batch
+from logins_pipeline.core.vault import VaultKey
 
 KEY = MaskingKey.from_secret(bytes(range(32)))
 SENT_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
@@ -488,3 +489,44 @@ def test_redelivered_copy_in_one_batch_keeps_the_row():
     text = body()
     result = build_batch([message(text, message_id="same"), message(text, message_id="same")], KEY)
     assert list(result.rows["message_id"]) == ["same"]
+
+
+# --- the vault and redacted quarantine bodies -----------------------------------------------------
+
+VAULT_KEY = VaultKey.from_secret(bytes(range(100, 132)))
+
+
+def test_vault_entries_for_valid_rows_only_with_originals_as_received():
+    texts = [body(ip=f" {IP} "), body(user_id="a\x00b"), "nope", body(ip="::FFFF:1.2.3.4", device_id=" d-1 ")]
+    messages = [message(text) for text in texts]
+    result = build_batch(messages, KEY, VAULT_KEY)
+    assert list(result.rows["message_id"]) == [messages[0].message_id, messages[3].message_id]
+    assert [entry.message_id for entry in result.vault] == list(result.rows["message_id"])
+    assert [VAULT_KEY.open_login(entry) for entry in result.vault] == [(f" {IP} ", DEVICE_ID),
+                                                                       ("::FFFF:1.2.3.4", " d-1 ")]
+    assert list(result.rows.columns) == COLUMNS  # ciphertext never enters the frame
+
+
+def test_no_vault_entries_without_a_vault_key():
+    assert build_batch([message(body())], KEY).vault == []
+
+
+def test_quarantined_body_redacts_its_own_pii_from_every_other_field_and_name():
+    device_id = "device-not-shaped-like-the-sample"
+    event = {
+        "user_id": f"user {IP}", "app_version": "v1", "device_type": device_id, "ip": IP, "locale": DEVICE_ID,
+        "device_id": device_id, IP: device_id, "nested": [{"note": f"{device_id} at {IP}"}, 3232235777],
+        "2001:db8::1": "2001:0DB8::1",
+    }
+    rejection = only_rejection(json.dumps(event))
+    assert rejection.reason == "invalid_app_version"
+    for value in (IP, device_id, DEVICE_ID, "2001:db8::1", "2001:0DB8::1"):
+        assert value not in rejection_text(rejection)
+    masked = json.loads(rejection.masked_body)
+    assert masked["user_id"] == "user [redacted]" and masked["nested"][0]["note"] == "[redacted] at [redacted]"
+    assert masked["ip"] == token(KEY, "ip", IP) and masked["app_version"] == "v1"
+
+
+def test_quarantined_body_redacts_a_numeric_ip_repeated_elsewhere():
+    masked = json.loads(only_rejection(json.dumps({"ip": 3232235777, "copy": 3232235777, "n": 7})).masked_body)
+    assert (masked["copy"], masked["n"]) == ("[redacted]", 7)

@@ -12,9 +12,11 @@ from pydantic import Field
 
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.ingest import DrainLimits, DrainSummary, drain
+from logins_pipeline.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.resources.vault import VaultResource
 
 GROUP = "logins"
 
@@ -30,7 +32,8 @@ masked_logins = dg.AssetSpec(
     group_name=GROUP,
     kinds={"pandas", "pandera"},
     description="Parsed, flattened, normalised logins with ip/device_id replaced by keyed HMAC tokens, "
-    "validated by the MaskedLogin pandera schema. Kept in memory only.",
+    "validated by the MaskedLogin pandera schema; with LOGINS_VAULT_KEY set, the originals are also "
+    "AES-SIV-encrypted for pii_vault.login_pii. Kept in memory only.",
     metadata={"dagster/column_schema": column_schema()},
 )
 user_logins = dg.AssetSpec(
@@ -101,8 +104,10 @@ def ingest_logins(
     sqs: SQSResource,
     postgres: PostgresResource,
     masking: MaskingResource,
+    vault: VaultResource,
 ):
-    key = masking.masking_key()  # fails the run before anything is received if the key is unusable
+    install_redaction(context.log)
+    key = masking.masking_key()
 
     def log_progress(summary: DrainSummary) -> None:
         context.log.info(
@@ -111,6 +116,7 @@ def ingest_logins(
         )
 
     limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers)
-    summary = drain(sqs, postgres, key, limits, progress=log_progress)
+    with redacted_errors():
+        summary = drain(sqs, postgres, key, limits, progress=log_progress, vault_key=vault.vault_key())
     context.log.info(f"drained {summary.received} messages in {summary.seconds:.1f}s")
     yield from _results(summary)

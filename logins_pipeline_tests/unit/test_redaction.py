@@ -1,0 +1,87 @@
+"""redact() and the logging filter: PII-shaped text never survives, ordinary log text does."""
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from logins_pipeline.core.redaction import REDACTED, redact
+from logins_pipeline.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
+
+IP, DEVICE_ID = "199.172.111.135", "593-47-5928"
+
+
+@pytest.mark.parametrize("text", [
+    IP, f"from {IP}.", f"ip={IP},", DEVICE_ID, f"id:{DEVICE_ID};", "2001:db8::1", "2001:DB8:0:0:0:0:0:1",
+    "2001:0db8:0000:0000:0000:0000:0000:0001", "::ffff:1.2.3.4", "fe80::1%eth0", "::1", "999.1.2.3",
+    "01.2.3.4", "abcd2001:db8::1", IP * 3, DEVICE_ID * 2, f"12{IP}34",
+])
+def test_pii_shapes_are_redacted(text):
+    redacted = redact(f"before {text} after")
+    assert REDACTED in redacted
+    for part in ("199.172", "593-47", "db8", "1.2.3", "fe80"):
+        assert part not in redacted
+
+
+@pytest.mark.parametrize("text", [
+    "chunk 3: 5000 received, 4999 inserted (1,234 msg/s)", "at 12:30:45.123", "2026-11-25T10:00:00+00:00",
+    "version 1.13.27", "424cdd21-063a-43a7-b91b-7ca1a833afae", "0" * 64, "lag 0.5s", "key a82876eeca002b45",
+])
+def test_ordinary_log_text_is_kept(text):
+    assert redact(text) == text
+
+
+@given(st.ip_addresses())
+def test_every_address_is_redacted_in_any_notation(address):
+    for text in {str(address), address.exploded, str(address).upper()}:
+        assert text not in redact(f"x {text} y")
+        assert text not in redact(f"x{text}y")
+
+
+def test_given_values_are_redacted_wherever_they_are():
+    values = frozenset({"device-abc", " ", ""})
+    assert redact("id=device-abc!", values) == f"id={REDACTED}!"
+    assert redact("keep spaces", values) == "keep spaces"  # blank values are no value
+
+
+def record(message, *args, exc_info=None) -> logging.LogRecord:
+    return logging.LogRecord("logins_pipeline", logging.INFO, __file__, 1, message, args, exc_info)
+
+
+def test_filter_redacts_message_arguments_and_exception_text():
+    try:
+        raise ValueError(f"bad {IP}")
+    except ValueError as error:
+        exc_info = (type(error), error, error.__traceback__)
+    rec = record("login from %s device %s", IP, DEVICE_ID, exc_info=exc_info)
+    assert RedactionFilter().filter(rec) is True
+    text = logging.Formatter().format(rec)
+    assert IP not in text and DEVICE_ID not in text
+    assert "login from [redacted] device [redacted]" in text and "ValueError: bad [redacted]" in text
+
+
+def test_filter_keeps_a_record_whose_arguments_do_not_fit():
+    rec = record("%d items", "not a number")
+    assert RedactionFilter().filter(rec)
+    assert rec.getMessage() == "%d items"
+
+
+def test_installed_once_on_package_and_dagster_loggers(caplog):
+    extra = logging.getLogger("extra-test-logger")
+    install_redaction(extra)
+    install_redaction(extra)
+    for logger in (logging.getLogger("logins_pipeline"), logging.getLogger("dagster"), extra):
+        assert sum(isinstance(f, RedactionFilter) for f in logger.filters) == 1
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("logins_pipeline").info("ip %s", IP)
+    assert IP not in caplog.text and REDACTED in caplog.text
+
+
+def test_redacted_errors_keeps_type_text_and_traceback_but_no_value():
+    with pytest.raises(RedactedError) as caught:
+        with redacted_errors():
+            raise KeyError(f"row ({IP}, {DEVICE_ID})")
+    assert str(caught.value) == f"KeyError: 'row ({REDACTED}, {REDACTED})'"
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+    assert caught.traceback[-1].name == "test_redacted_errors_keeps_type_text_and_traceback_but_no_value"
