@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from logins_pipeline import settings
 from logins_pipeline.core.keys import fingerprint, parse_secret
 
+
 class VaultError(Exception):
     """A vault entry cannot be opened with this key (another key, or altered in the database)."""
 
@@ -71,4 +72,3 @@ class VaultKey:
 def parse_vault_key(text: str | None, *, development: bool) -> VaultKey:
     """Decode LOGINS_VAULT_KEY: the same format as the masking key (see core.keys)."""
     return VaultKey.from_secret(parse_secret(text, settings.VAULT_KEY, development=development))
-

@@ -3,6 +3,7 @@
 import os
 import socket
 import stat
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import psutil
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 
 from logins_pipeline.local.services import LocalPostgres, LocalServiceError, LocalSQS, free_port
+from logins_pipeline.resources.postgres import apply_migrations, migrations
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +78,28 @@ def test_a_port_taken_by_another_process_is_reported(tmp_path, service):
         port = other.getsockname()[1]
         with pytest.raises(LocalServiceError, match=f"port {port} .*already in use"):
             service(tmp_path, port=port).start()
+
+
+def test_migrations_run_at_once_in_several_databases_of_a_new_cluster(tmp_path):
+    """Roles are cluster-wide: databases migrating together must all succeed and share one set of roles."""
+    postgres = LocalPostgres(tmp_path, port=free_port())
+    names = [f"db{i}" for i in range(4)]
+    try:
+        postgres.start()
+        with psycopg.connect(postgres.admin_dsn("postgres"), autocommit=True) as conn:
+            for name in names:
+                conn.execute(f"CREATE DATABASE {name}")
+
+        def migrate(name: str) -> list[int]:
+            with psycopg.connect(postgres.admin_dsn(name), autocommit=True) as conn:
+                return apply_migrations(conn)
+
+        with ThreadPoolExecutor(len(names)) as pool:
+            applied = list(pool.map(migrate, names))
+        with psycopg.connect(postgres.admin_dsn(names[0])) as conn:
+            roles = conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+                                 (["analyst", "logins_writer", "pii_reader"],)).fetchall()
+    finally:
+        postgres.stop()
+    assert applied == [[version for version, _ in migrations()]] * len(names)
+    assert roles == [("analyst", False), ("logins_writer", False), ("pii_reader", False)]
