@@ -7,6 +7,7 @@ import dagster as dg
 
 from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, login_quarantine, user_logins
 from logins_pipeline.definitions import defs
+from logins_pipeline.errors import innermost_message
 
 
 @dataclass
@@ -21,10 +22,7 @@ class RunOutcome:
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause:  # Dagster wraps the real error: report the innermost one
-                error = error.cause
-            lines = error.message.strip().splitlines()
+            lines = innermost_message(event.step_failure_data.error).strip().splitlines()
             return lines[0] if lines else "step failed"
     return "run failed"
 

@@ -1,4 +1,5 @@
-"""The embedded local environment: LocalStack SQS + Postgres on loopback, queues, schema, a dev key.
+"""The embedded local environment: LocalStack (SQS, SNS) + Postgres on loopback, queues, the alert topic,
+schema, a dev key, and a Dagster instance stored in Postgres.
 
 All state lives under one git-ignored folder (default ./.local, or LOGINS_LOCAL_DIR). `up` writes the
 environment the other commands need into <state>/env.json, which `logins-pipeline env` prints as exports.
@@ -8,20 +9,20 @@ import base64
 import json
 import os
 import secrets
+from importlib import resources
 from pathlib import Path
 
 import boto3
 
 from logins_pipeline import settings
 from logins_pipeline.core.masking import DEV_KEY_PREFIX, MIN_KEY_BYTES
-from logins_pipeline.local.services import LocalPostgres, LocalServiceError, LocalSQS
+from logins_pipeline.local.services import PG_SUPERUSER, LocalPostgres, LocalServiceError, LocalSQS
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 
 REGION = "us-east-1"
 ACCOUNT = "000000000000"  # LocalStack's default account
 MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message that keeps failing to the dead-letter queue
 VISIBILITY_TIMEOUT = 120
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 
 def default_state_dir() -> Path:
@@ -38,6 +39,18 @@ def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = setti
         QueueName=name,
         Attributes={"RedrivePolicy": json.dumps(redrive), "VisibilityTimeout": str(visibility_timeout)},
     )["QueueUrl"]
+
+
+def dagster_instance_env(postgres: LocalPostgres, database: str = settings.DAGSTER_DATABASE) -> dict[str, str]:
+    """The DAGSTER_PG_* values the instance's dagster.yaml reads: Dagster's storage in `database`."""
+    values = (PG_SUPERUSER, postgres.password, "127.0.0.1", str(postgres.port), database)
+    return dict(zip(settings.DAGSTER_PG, values))
+
+
+def write_dagster_yaml(dagster_home: Path) -> None:
+    """The instance configuration shipped with the package (Postgres storage, run queue, limits)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text((resources.files("logins_pipeline") / "dagster.yaml").read_text())
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -59,19 +72,19 @@ class LocalEnvironment:
         )
 
     def up(self) -> dict[str, str]:
-        """Start both services (idempotent), create the queues, apply migrations, write env.json."""
+        """Start both services (idempotent), create the queues, the alert topic and the Dagster database,
+        apply migrations, write env.json and the instance's dagster.yaml."""
         self.sqs.ensure_installed()
         self.postgres.start()
         self.sqs.start()
-        client = boto3.client(
-            "sqs", region_name=REGION, endpoint_url=self.sqs.endpoint_url,
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )
-        queue_url = create_queues(client)
+        queue_url = create_queues(self._client("sqs"))
+        topic_arn = self._client("sns").create_topic(Name=settings.ALERT_TOPIC_NAME)["TopicArn"]
         with PostgresResource(dsn=self.postgres.dsn).connect() as conn:
             apply_migrations(conn)
+        self.postgres.ensure_database(settings.DAGSTER_DATABASE)
         env = {
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
+            settings.AWS_ENDPOINT_URL_SNS: self.sqs.endpoint_url,
             settings.AWS_REGION: REGION,
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
@@ -80,12 +93,18 @@ class LocalEnvironment:
             settings.MASKING_KEY: self._development_key(),
             settings.ENVIRONMENT: "development",
             settings.DAGSTER_HOME: str(self.dagster_home),
+            settings.ALERT_SNS_TOPIC_ARN: topic_arn,
+            **dagster_instance_env(self.postgres),
         }
-        self.dagster_home.mkdir(parents=True, exist_ok=True)
-        if not (self.dagster_home / "dagster.yaml").exists():
-            (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+        write_dagster_yaml(self.dagster_home)
         _write_private(self.env_file, json.dumps(env, indent=2))
         return env
+
+    def _client(self, service: str):
+        return boto3.client(
+            service, region_name=REGION, endpoint_url=self.sqs.endpoint_url,
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
 
     def down(self) -> None:
         self.sqs.stop()
