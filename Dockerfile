@@ -32,7 +32,7 @@ RUN pip install --no-deps /tmp/src \
 # shared volume in Compose for compute logs); dagster.yaml itself stays owned by root, read-only to the app.
 RUN mkdir -p /opt/dagster/home/storage /opt/dagster/app \
  && chown dagster:dagster /opt/dagster/home /opt/dagster/home/storage /opt/dagster/app
-COPY docker/dagster.yaml /opt/dagster/home/dagster.yaml
+COPY logins_pipeline/dagster.yaml /opt/dagster/home/dagster.yaml
 COPY docker/workspace.docker.yaml /opt/dagster/workspace.docker.yaml
 
 WORKDIR /opt/dagster/app

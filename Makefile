@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LOCAL_ENV = eval "$$($(BIN)/logins-pipeline env)"
+UI_PORT ?= 3000
+# Root installs Debian packages directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install up demo dev test bench down clean
+.PHONY: install browser up demo dev screenshot test bench down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +17,11 @@ $(INSTALLED): pyproject.toml
 	touch $@
 
 install: $(INSTALLED)
+
+# Debian's Chromium, driven by Playwright in the browser tests and `make screenshot` (a no-op once installed).
+browser:
+	@[ -x /usr/bin/chromium ] || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core; }
 
 # Local SQS (LocalStack on the host, in its own Python 3.13 venv) + Postgres 16 (pgserver's binaries).
 up: install
@@ -26,12 +34,16 @@ demo: up
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline run
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline status
 
-# The Dagster UI and daemon (sensor running) on http://127.0.0.1:3000, against the same local services.
+# The Dagster UI and daemon (sensor running) on http://127.0.0.1:$(UI_PORT), against the same local services.
 dev: up
-	$(LOCAL_ENV) && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(LOCAL_ENV) && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+# docs/lineage.png: the asset lineage in the Dagster UI on the local services, from headless Chromium.
+screenshot: up browser
+	$(LOCAL_ENV) && $(BIN)/python scripts/screenshot.py docs/lineage.png
 
 # The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md. Takes ~15 minutes.

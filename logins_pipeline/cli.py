@@ -19,6 +19,7 @@ from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.vault import VaultError, VaultKey
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
+from logins_pipeline.logs import configure_logging
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
@@ -86,6 +87,7 @@ def clear_errors(command):
 @click.group()
 def main():
     """Drain SQS login events into Postgres user_logins, with PII masked."""
+    configure_logging()  # LOGINS_LOG_FORMAT=json: log lines as JSON objects (command output stays text)
 
 
 @main.command()

@@ -5,15 +5,23 @@ import os
 import dagster as dg
 
 from logins_pipeline import settings
+from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.defs.logins.assets import ingest_logins
 from logins_pipeline.defs.logins.checks import user_logins_checks
 from logins_pipeline.defs.logins.jobs import ingest_logins_job
+from logins_pipeline.defs.logins.loggers import console_logger
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
 from logins_pipeline.log_redaction import install_redaction
+from logins_pipeline.resources.alerts import SNSAlertResource
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
+
+
+def _optional_env(name: str) -> dg.EnvVar | str:
+    """An EnvVar reference if the variable is set, else "" (a missing dg.EnvVar fails the whole location)."""
+    return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
 def resources_from_env() -> dict:
@@ -32,6 +40,9 @@ def resources_from_env() -> dict:
             environment=dg.EnvVar(settings.ENVIRONMENT),
         ),
         "vault": VaultResource(key=vault_key, environment=dg.EnvVar(settings.ENVIRONMENT)),
+        "alerts": SNSAlertResource(
+            topic_arn=_optional_env(settings.ALERT_SNS_TOPIC_ARN), region_name=dg.EnvVar(settings.AWS_REGION)
+        ),
     }
 
 
@@ -42,6 +53,7 @@ defs = dg.Definitions(
     assets=[ingest_logins],
     asset_checks=[user_logins_checks],
     jobs=[ingest_logins_job],
-    sensors=[login_queue_sensor],
+    sensors=[login_queue_sensor, run_failure_alert],
     resources=resources_from_env(),
+    loggers={"console": console_logger},
 )

@@ -7,6 +7,7 @@ import dagster as dg
 
 from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, login_quarantine, user_logins
 from logins_pipeline.definitions import defs
+from logins_pipeline.errors import innermost_message
 
 
 @dataclass
@@ -23,9 +24,7 @@ def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
         error = getattr(event.event_specific_data, "error", None)
         if error:
-            while error.cause:  # Dagster wraps the real error: report the innermost one
-                error = error.cause
-            lines = error.message.strip().splitlines()
+            lines = innermost_message(error).strip().splitlines()
             return lines[0] if lines else "step failed"
     return "run failed"
 

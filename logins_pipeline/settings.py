@@ -32,5 +32,17 @@ POSTGRES_ADMIN_DSN = "LOGINS_POSTGRES_ADMIN_DSN"  # the schema's owner: migrate,
 PII_READER_DSN = "LOGINS_PII_READER_DSN"  # a login in the pii_reader role: reveal
 ANALYST_DSN = "LOGINS_ANALYST_DSN"  # a login in the analyst role (the local services' demo user)
 
+# Optional.
+AWS_ENDPOINT_URL_SNS = "AWS_ENDPOINT_URL_SNS"  # read by boto3 itself; unset for real AWS
+ALERT_SNS_TOPIC_ARN = "LOGINS_ALERT_SNS_TOPIC_ARN"  # run-failure alerts are published here; unset: none
+LOG_FORMAT = "LOGINS_LOG_FORMAT"  # "json": one JSON object per log line (CLI and runs)
+
+OPTIONAL = (AWS_ENDPOINT_URL_SNS, ALERT_SNS_TOPIC_ARN, LOG_FORMAT)
+
+# Dagster's instance storage (runs, events, schedules) in Postgres: read by logins_pipeline/dagster.yaml.
+DAGSTER_PG = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB")
+DAGSTER_DATABASE = "dagster"  # kept apart from the data's database
+
 QUEUE_NAME = "login-queue"
 DEAD_LETTER_QUEUE_NAME = "login-queue-dlq"
+ALERT_TOPIC_NAME = "logins-pipeline-alerts"

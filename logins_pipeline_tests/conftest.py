@@ -4,6 +4,7 @@ pair and its own database, so tests never see each other's data. As with `logins
 environment's LOGINS_POSTGRES_DSN is a logins_writer login, and the vault is on."""
 
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,23 @@ from logins_pipeline import settings
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.vault import VaultKey, parse_vault_key
+from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment, create_queues
 from logins_pipeline.local.services import free_port
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
 
-SAMPLE_FILE = Path(__file__).parents[1] / "logins_pipeline" / "fixtures" / "sample_logins.json"
+REPO = Path(__file__).parents[1]
+SAMPLE_FILE = REPO / "logins_pipeline" / "fixtures" / "sample_logins.json"
+# The webserver alone (no daemon) launches runs directly with the default coordinator, on a SQLite instance.
+WEBSERVER_ONLY_DAGSTER_YAML = """
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -124,3 +135,12 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
 def instance(pipeline) -> dg.DagsterInstance:
     with dg.instance_for_test(temp_dir=str(pipeline.dagster_home)) as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def webserver(pipeline, tmp_path) -> DagsterUI:
+    """dagster-webserver on this test's slice of the services, launching runs itself (no daemon)."""
+    (pipeline.dagster_home / "dagster.yaml").write_text(WEBSERVER_ONLY_DAGSTER_YAML)
+    with dagster_ui(REPO / "workspace.yaml", dict(os.environ), log_dir=tmp_path) as ui:
+        ui.dismiss_onboarding()
+        yield ui

@@ -1,5 +1,5 @@
-"""The embedded local environment: LocalStack SQS + Postgres on loopback, queues, schema, login roles,
-development keys.
+"""The embedded local environment: LocalStack (SQS, SNS) + Postgres on loopback, queues, the alert topic,
+schema, login roles, development keys, and a Dagster instance stored in Postgres.
 
 All state lives under one git-ignored folder (default ./.local, or LOGINS_LOCAL_DIR). `up` writes the
 environment the other commands need into <state>/env.json, which `logins-pipeline env` prints as exports.
@@ -8,6 +8,7 @@ The pipeline connects as a login in the `logins_writer` role, not as the superus
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
 import boto3
@@ -15,7 +16,7 @@ import boto3
 from logins_pipeline import settings
 from logins_pipeline.core.keys import development_key
 from logins_pipeline.local.services import (
-    PG_DATABASE, LocalPostgres, LocalServiceError, LocalSQS, private_secret, write_private,
+    PG_DATABASE, PG_SUPERUSER, LocalPostgres, LocalServiceError, LocalSQS, private_secret, write_private,
 )
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 
@@ -23,7 +24,6 @@ REGION = "us-east-1"
 ACCOUNT = "000000000000"  # LocalStack's default account
 MAX_RECEIVE_COUNT = 5  # receives before SQS moves a message that keeps failing to the dead-letter queue
 VISIBILITY_TIMEOUT = 120
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 # DSN variable -> (the login role `up` makes, the group role it joins; groups come from migration 0002).
 LOGIN_ROLES = {
     settings.POSTGRES_DSN: ("logins_writer_local", "logins_writer"),
@@ -48,6 +48,18 @@ def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = setti
     )["QueueUrl"]
 
 
+def dagster_instance_env(postgres: LocalPostgres, database: str = settings.DAGSTER_DATABASE) -> dict[str, str]:
+    """The DAGSTER_PG_* values the instance's dagster.yaml reads: Dagster's storage in `database`."""
+    values = (PG_SUPERUSER, postgres.password, "127.0.0.1", str(postgres.port), database)
+    return dict(zip(settings.DAGSTER_PG, values))
+
+
+def write_dagster_yaml(dagster_home: Path) -> None:
+    """The instance configuration shipped with the package (Postgres storage, run queue, limits)."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    (dagster_home / "dagster.yaml").write_text((resources.files("logins_pipeline") / "dagster.yaml").read_text())
+
+
 class LocalEnvironment:
     def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None):
         self.state_dir = (state_dir or default_state_dir()).resolve()
@@ -61,21 +73,21 @@ class LocalEnvironment:
         )
 
     def up(self) -> dict[str, str]:
-        """Start both services (idempotent), create the queues, apply migrations, write env.json."""
+        """Start both services (idempotent), create the queues, the alert topic and the Dagster database,
+        apply migrations, write env.json and the instance's dagster.yaml."""
         self.sqs.ensure_installed()
         self.postgres.start()
         self.sqs.start()
-        client = boto3.client(
-            "sqs", region_name=REGION, endpoint_url=self.sqs.endpoint_url,
-            aws_access_key_id="test", aws_secret_access_key="test",
-        )
-        queue_url = create_queues(client)
+        queue_url = create_queues(self._client("sqs"))
+        topic_arn = self._client("sns").create_topic(Name=settings.ALERT_TOPIC_NAME)["TopicArn"]
         with PostgresResource(dsn=self.postgres.dsn).connect() as conn:
             apply_migrations(conn)
         for role, group in LOGIN_ROLES.values():
             self.postgres.ensure_login_role(role, group)
+        self.postgres.ensure_database(settings.DAGSTER_DATABASE)
         env = {
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
+            settings.AWS_ENDPOINT_URL_SNS: self.sqs.endpoint_url,
             settings.AWS_REGION: REGION,
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
@@ -86,10 +98,10 @@ class LocalEnvironment:
             settings.VAULT_KEY: private_secret(self.vault_key_file, development_key),
             settings.ENVIRONMENT: "development",
             settings.DAGSTER_HOME: str(self.dagster_home),
+            settings.ALERT_SNS_TOPIC_ARN: topic_arn,
+            **dagster_instance_env(self.postgres),
         }
-        self.dagster_home.mkdir(parents=True, exist_ok=True)
-        if not (self.dagster_home / "dagster.yaml").exists():
-            (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+        write_dagster_yaml(self.dagster_home)
         write_private(self.env_file, json.dumps(env, indent=2))
         return env
 
@@ -97,6 +109,12 @@ class LocalEnvironment:
         """The DSN variables for database `dbname`: the writer, analyst and pii_reader logins, and the owner."""
         env = {name: self.postgres.login_dsn(role, dbname) for name, (role, _) in LOGIN_ROLES.items()}
         return {**env, settings.POSTGRES_ADMIN_DSN: self.postgres.admin_dsn(dbname)}
+
+    def _client(self, service: str):
+        return boto3.client(
+            service, region_name=REGION, endpoint_url=self.sqs.endpoint_url,
+            aws_access_key_id="test", aws_secret_access_key="test",
+        )
 
     def down(self) -> None:
         self.sqs.stop()

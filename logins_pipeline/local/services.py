@@ -37,6 +37,7 @@ PG_START_TIMEOUT_S = 30
 MAX_UNIX_SOCKET_PATH = 107
 
 LOCALSTACK_REQUIREMENTS = ("localstack-core[base-runtime]==2026.3.0", "cbor2<6", "pyopenssl<26.2")
+LOCALSTACK_SERVICES = ("sqs", "sns")  # SNS for the run-failure alerts; it adds nothing measurable to the start
 LOCALSTACK_START_TIMEOUT_S = 60
 LOCALSTACK_STOP_GRACE_S = 3
 LOG_TAIL_LINES = 20
@@ -145,7 +146,7 @@ class LocalPostgres:
 
     def admin_dsn(self, dbname: str) -> str:
         """Superuser DSN for database ``dbname``."""
-        return self._dsn(PG_SUPERUSER, self.password_file.read_text().strip(), dbname)
+        return self._dsn(PG_SUPERUSER, self.password, dbname)
 
     def login_dsn(self, role: str, dbname: str) -> str:
         """DSN of a login role made by ensure_login_role, for database ``dbname``."""
@@ -190,7 +191,11 @@ class LocalPostgres:
                 f"Postgres did not start on 127.0.0.1:{self.port}: "
                 f"{result.stderr.strip()}\nLast lines of {self.log_file}:\n{_log_tail(self.log_file)}"
             )
-        self._ensure_database(PG_DATABASE)
+        self.ensure_database(PG_DATABASE)
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
 
     def stop(self) -> None:
         if self.is_running():
@@ -216,7 +221,7 @@ class LocalPostgres:
         directory.mkdir(mode=0o700, exist_ok=True)
         return directory
 
-    def _ensure_database(self, name: str) -> None:
+    def ensure_database(self, name: str) -> None:
         with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
             if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 conn.execute(f'CREATE DATABASE "{name}"')
@@ -257,7 +262,7 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 
 
 class LocalSQS:
-    """LocalStack (SQS only) running on the host from its own Python 3.13 venv, on 127.0.0.1:<port>."""
+    """LocalStack (SQS and SNS) running on the host from its own Python 3.13 venv, on 127.0.0.1:<port>."""
 
     def __init__(self, state_dir: Path, port: int = 4566, venv_dir: Path | None = None) -> None:
         self.port = port
@@ -289,7 +294,7 @@ class LocalSQS:
         return self._pid() is not None
 
     def start(self) -> None:
-        """Start LocalStack detached and wait until SQS is ready; if already running, only wait."""
+        """Start LocalStack detached and wait until SQS and SNS are ready; if already running, only wait."""
         if self._pid() is None:
             _ensure_port_free(self.port, "LocalStack SQS", "LOGINS_LOCAL_SQS_PORT")
             self.ensure_installed()
@@ -323,7 +328,7 @@ class LocalSQS:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", str(self.root)),
-            "SERVICES": "sqs",
+            "SERVICES": ",".join(LOCALSTACK_SERVICES),
             "EAGER_SERVICE_LOADING": "1",
             "GATEWAY_SERVER": "hypercorn",
             "GATEWAY_LISTEN": listen,
@@ -369,4 +374,4 @@ class LocalSQS:
                 services = json.load(response).get("services", {})
         except (OSError, ValueError):
             return False
-        return services.get("sqs") in ("running", "available")
+        return all(services.get(name) in ("running", "available") for name in LOCALSTACK_SERVICES)

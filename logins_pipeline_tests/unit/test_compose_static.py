@@ -1,4 +1,5 @@
-"""Static checks of the Compose stack (docker-compose.yml, Dockerfile, docker/*): no engine, no services.
+"""Static checks of the Compose stack (docker-compose.yml, Dockerfile, docker/*, the instance's dagster.yaml):
+no engine, no services.
 
 They pin down what is easy to break silently: the names the code reads, the queue names, the loopback-only
 ports, pinned images, and a dagster.yaml that Dagster itself accepts.
@@ -17,11 +18,14 @@ import pytest
 import yaml
 
 from logins_pipeline import settings
+from logins_pipeline.defs.logins.assets import POOL, ingest_logins
+from logins_pipeline.defs.logins.sensors import MAX_PARALLEL_RUNS
+from logins_pipeline.local.services import LOCALSTACK_SERVICES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
-DAGSTER_YAML = REPO / "docker" / "dagster.yaml"
+DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
 WORKSPACE_YAML = REPO / "docker" / "workspace.docker.yaml"
 QUEUE_INIT = REPO / "docker" / "localstack-init" / "create-queues.sh"
 PG_INIT_SQL = REPO / "docker" / "postgres-init" / "create-databases.sql"
@@ -188,6 +192,8 @@ def test_healthchecks(services: dict) -> None:
     assert "pg_isready" in healthcheck_text(services["postgres"])
     localstack = healthcheck_text(services["localstack"])
     assert "curl" in localstack and "/_localstack/health" in localstack
+    for service in LOCALSTACK_SERVICES:
+        assert f'"{service}": *"(available|running)"' in localstack
     code = healthcheck_text(services["code"])
     assert "grpc-health-check" in code and str(CODE_SERVER_PORT) in code
 
@@ -208,21 +214,29 @@ def test_commands(services: dict) -> None:
     assert daemon[:2] == ["dagster-daemon", "run"]
     assert option_value(daemon, "-w", "--workspace") == "/opt/dagster/workspace.docker.yaml"
 
+    for command in (code, webserver, daemon):
+        assert option_value(command, "--log-format") == "json"
+
 
 # ------------------------------------------------------------------------------- compose: environment
 
 
-@pytest.mark.parametrize("name", DAGSTER_SERVICES)
-def test_dagster_services_get_every_setting(services: dict, name: str) -> None:
-    env = env_of(services[name])
-    missing = set(settings.ALL) - set(env)
-    assert not missing, f"{name} lacks {sorted(missing)}"
+def test_the_code_server_gets_every_setting(services: dict) -> None:
+    missing = {*settings.ALL, *settings.OPTIONAL, *settings.DAGSTER_PG} - set(env_of(services["code"]))
+    assert not missing, f"code lacks {sorted(missing)}"
 
 
-@pytest.mark.parametrize("name", DAGSTER_SERVICES)
-def test_setting_values_point_at_the_compose_services(services: dict, name: str) -> None:
-    env = env_of(services[name])
-    assert env[settings.AWS_ENDPOINT_URL_SQS] == "http://localstack:4566"
+@pytest.mark.parametrize("name", ["webserver", "daemon"])
+def test_webserver_and_daemon_get_only_the_instance_settings(services: dict, name: str) -> None:
+    """They run no pipeline code (sensors and runs execute in the code server), so no pipeline secret."""
+    assert set(env_of(services[name])) == {settings.DAGSTER_HOME, *settings.DAGSTER_PG}
+
+
+def test_setting_values_point_at_the_compose_services(services: dict) -> None:
+    env = env_of(services["code"])
+    assert env[settings.AWS_ENDPOINT_URL_SQS] == env[settings.AWS_ENDPOINT_URL_SNS] == "http://localstack:4566"
+    assert env[settings.ALERT_SNS_TOPIC_ARN] == f"arn:aws:sns:us-east-1:000000000000:{settings.ALERT_TOPIC_NAME}"
+    assert env[settings.LOG_FORMAT] == "json"
     assert env[settings.AWS_REGION] == "us-east-1"
     assert env[settings.AWS_ACCESS_KEY_ID] == "test" and env[settings.AWS_SECRET_ACCESS_KEY] == "test"
     assert env[settings.QUEUE_URL] == f"http://localstack:4566/000000000000/{settings.QUEUE_NAME}"
@@ -258,6 +272,8 @@ def test_queue_init_script_names_match_settings() -> None:
     text = QUEUE_INIT.read_text()
     assert shell_assignment(text, "QUEUE_NAME") == settings.QUEUE_NAME
     assert shell_assignment(text, "DLQ_NAME") == settings.DEAD_LETTER_QUEUE_NAME
+    assert shell_assignment(text, "TOPIC_NAME") == settings.ALERT_TOPIC_NAME
+    assert 'awslocal sns create-topic --name "$TOPIC_NAME"' in text
 
 
 def test_queue_init_script_creates_dlq_first_with_redrive_policy() -> None:
@@ -281,7 +297,8 @@ def test_queue_init_script_is_executable_and_mounted(services: dict) -> None:
         and m.split(":")[1].startswith("/etc/localstack/init/ready.d/")
         for m in mounts
     ), mounts
-    assert env_of(services["localstack"])["SERVICES"] == "sqs"
+    # The same services as the local LocalStack, SNS for the alerts.
+    assert env_of(services["localstack"])["SERVICES"].split(",") == list(LOCALSTACK_SERVICES)
 
 
 # --------------------------------------------------------------------------------------- postgres init
@@ -351,7 +368,9 @@ def test_dagster_yaml_postgres_storage_resolves_from_env(tmp_path, monkeypatch) 
     # Parsed the way dagster-postgres's engine parses it. dagster-postgres quotes the password, though
     # not its '/' (urllib's default), which SQLAlchemy's parser tolerates: any password survives here.
     url = make_url(pg_url_from_config(result.value))
-    assert (url.drivername, url.username) == ("postgresql", "postgres")
+    # psycopg2 named: SQLAlchemy >= 2.1 would pick psycopg 3 for `postgresql`, which dagster-postgres
+    # does not work with (its NOTIFY takes a bound parameter).
+    assert (url.drivername, url.username) == ("postgresql+psycopg2", "postgres")
     assert url.password == PG_ENV["DAGSTER_PG_PASSWORD"]
     assert (url.host, url.port, url.database) == ("postgres", 5432, "dagster")
 
@@ -368,6 +387,7 @@ def test_dagster_yaml_builds_an_instance_with_the_run_queue(tmp_path, monkeypatc
     """Everything but the storage, for real: Postgres storage would connect at construction, so it is
     swapped for SQLite here (the Postgres part is checked above)."""
     from dagster import DagsterInstance, DefaultRunLauncher, QueuedRunCoordinator
+    from dagster._core.instance.config import PoolGranularity
 
     config = yaml.safe_load(DAGSTER_YAML.read_text())
     config["storage"] = {"sqlite": {"base_dir": str(tmp_path / "storage")}}
@@ -377,23 +397,21 @@ def test_dagster_yaml_builds_an_instance_with_the_run_queue(tmp_path, monkeypatc
     try:
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert isinstance(instance.run_launcher, DefaultRunLauncher)
-        run_queue = instance.get_concurrency_config().run_queue_config
-        assert run_queue is not None
-        limits = run_queue.tag_concurrency_limits
-        assert {"key": "logins_pipeline/job", "value": "ingest_logins_job", "limit": 4} in limits
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.run_queue_config.should_block_op_concurrency_limited_runs
+        assert concurrency.pool_config.default_pool_limit == 4
+        assert concurrency.pool_config.pool_granularity == PoolGranularity.RUN
         assert instance.run_monitoring_enabled
     finally:
         instance.dispose()
 
 
-def test_run_tag_limits_match_tags_the_job_carries() -> None:
-    """A tag limit on a tag no run carries limits nothing: Dagster adds no job-name tag to runs itself."""
-    from logins_pipeline.definitions import defs
-
-    job = defs.resolve_job_def("ingest_logins_job")
-    limits = yaml.safe_load(DAGSTER_YAML.read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
-    for limit in limits:
-        assert job.tags.get(limit["key"]) == limit["value"], (limit, job.tags)
+def test_the_pool_limit_covers_the_ingest_step_and_matches_the_sensor() -> None:
+    """Every run that drains the queue (sensor, UI, CLI) runs the ingest_logins step, which is in the pool;
+    the sensor never asks for more parallel runs than the pool lets through."""
+    assert ingest_logins.op.pool == POOL
+    pools = yaml.safe_load(DAGSTER_YAML.read_text())["concurrency"]["pools"]
+    assert pools["default_limit"] == MAX_PARALLEL_RUNS
 
 
 # ------------------------------------------------------------------------------------------- Dockerfile
@@ -421,7 +439,7 @@ def test_dockerfile_layout_matches_compose(services: dict) -> None:
     assert "4000" in " ".join(args_of("EXPOSE")).split()
     assert any("DAGSTER_HOME=/opt/dagster/home" in args for args in args_of("ENV"))
     copies = args_of("COPY")
-    assert "docker/dagster.yaml /opt/dagster/home/dagster.yaml" in copies
+    assert "logins_pipeline/dagster.yaml /opt/dagster/home/dagster.yaml" in copies
     assert "docker/workspace.docker.yaml /opt/dagster/workspace.docker.yaml" in copies
     assert any(re.search(r"\bpip install\b.*(/tmp/src|\s\.)(\s|$)", args) for args in args_of("RUN"))
     for name in DAGSTER_SERVICES:

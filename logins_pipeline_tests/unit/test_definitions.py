@@ -34,6 +34,16 @@ def test_assets_checks_sensor_and_job_are_defined():
     assert defs.resolve_job_def("ingest_logins_job")
 
 
+def test_failed_runs_alert_and_runs_log_through_the_projects_console_logger():
+    from logins_pipeline.defs.logins.alerts import run_failure_alert
+    from logins_pipeline.defs.logins.loggers import console_logger
+
+    assert defs.resolve_sensor_def("run_failure_alert") is run_failure_alert
+    assert run_failure_alert.default_status == dg.DefaultSensorStatus.RUNNING
+    for job in (defs.resolve_job_def("ingest_logins_job"), defs.resolve_implicit_global_asset_job_def()):
+        assert job.loggers["console"] is console_logger
+
+
 def test_column_schema_is_shown_for_the_masked_rows_and_the_table():
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
     for name in ("masked_logins", "user_logins"):

@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from logins_pipeline.defs.logins.column_schema import column_schema
+from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
 from logins_pipeline.ingest import DrainLimits, DrainSummary, drain
 from logins_pipeline.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
@@ -19,6 +20,7 @@ from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
 
 GROUP = "logins"
+POOL = "logins_ingest"  # the instance limits how many runs hold it at once (dagster.yaml: concurrency.pools)
 
 raw_login_messages = dg.AssetSpec(
     "raw_login_messages",
@@ -43,6 +45,7 @@ user_logins = dg.AssetSpec(
     kinds={"postgres"},
     description="Postgres table public.user_logins: one row per valid login message (unique message_id).",
     metadata={"dagster/column_schema": column_schema(), "dagster/table_name": "public.user_logins"},
+    freshness_policy=USER_LOGINS_FRESHNESS,
 )
 login_quarantine = dg.AssetSpec(
     "login_quarantine",
@@ -69,9 +72,10 @@ def _lag_seconds(summary: DrainSummary) -> float:
 
 def _results(summary: DrainSummary):
     rate = dg.MetadataValue.float(round(summary.rate, 1))
+    lag = dg.MetadataValue.float(_lag_seconds(summary))
     yield dg.MaterializeResult(
         asset_key=raw_login_messages.key,
-        metadata={"received": summary.received, "lag_seconds": _lag_seconds(summary), "chunks": summary.chunks},
+        metadata={"received": summary.received, "lag_seconds": lag, "chunks": summary.chunks},
     )
     yield dg.MaterializeResult(
         asset_key=masked_logins.key,
@@ -87,6 +91,7 @@ def _results(summary: DrainSummary):
             "quarantined": summary.quarantined,
             "delete_failures": summary.delete_failures,
             "messages_per_second": rate,
+            "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
         },
     )
@@ -97,7 +102,9 @@ def _results(summary: DrainSummary):
     )
 
 
-@dg.multi_asset(specs=[raw_login_messages, masked_logins, user_logins, login_quarantine], name="ingest_logins")
+@dg.multi_asset(
+    specs=[raw_login_messages, masked_logins, user_logins, login_quarantine], name="ingest_logins", pool=POOL
+)
 def ingest_logins(
     context: dg.AssetExecutionContext,
     config: IngestConfig,

@@ -6,5 +6,4 @@ ingest_logins_job = dg.define_asset_job(
     "ingest_logins_job",
     selection=dg.AssetSelection.assets(ingest_logins),
     description="Drain the login queue into user_logins / login_quarantine, then run the table checks.",
-    tags={"logins_pipeline/job": "ingest_logins_job"},  # the instance's run concurrency limit matches this tag
 )

@@ -21,7 +21,7 @@ IN_PROGRESS = [
 
 
 MESSAGES_PER_RUN = IngestConfig().max_messages
-MAX_PARALLEL_RUNS = 4  # the instance's run concurrency limit for the job (docker/dagster.yaml) is the same
+MAX_PARALLEL_RUNS = 4  # the same as the instance's limit on the logins_ingest pool (logins_pipeline/dagster.yaml)
 
 
 def _active_run_ids(instance: dg.DagsterInstance) -> list[str]:
