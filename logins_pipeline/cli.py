@@ -17,6 +17,7 @@ from logins_pipeline.core.generate import generate_logins
 from logins_pipeline.core.masking import MaskingKeyError
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
+from logins_pipeline.redrive import NoDeadLetterQueue, redrive as redrive_messages
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource
@@ -43,6 +44,10 @@ def _postgres() -> PostgresResource:
     return PostgresResource(dsn=_require(settings.POSTGRES_DSN), connect_timeout=5)
 
 
+def _masking_key():
+    return MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
+
+
 def _one_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
@@ -55,7 +60,7 @@ def clear_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (SettingMissing, LocalServiceError, MaskingKeyError) as error:
+        except (SettingMissing, LocalServiceError, MaskingKeyError, NoDeadLetterQueue) as error:
             click.echo(f"error: {error}", err=True)
         except psycopg.Error as error:
             click.echo(f"error: Postgres: {_one_line(error)}", err=True)
@@ -135,17 +140,20 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(min=1), default=5_000, show_default=True)
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--visibility-timeout", type=click.IntRange(min=1),
+              help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]")
 @clear_errors
-def run(max_messages, chunk_size, receivers):
+def run(max_messages, chunk_size, receivers, visibility_timeout):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
     from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
     _require(settings.DAGSTER_HOME)
-    MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
+    _masking_key()
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
-    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers)
+    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers,
+                             visibility_timeout=visibility_timeout)
     if not outcome.success:
         click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)
@@ -156,6 +164,18 @@ def run(max_messages, chunk_size, receivers):
                f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)")
     for reason, n in sorted(outcome.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
+    if m["failed_left_in_queue"]:
+        click.echo(f"  failed, left in the queue for the dead-letter queue: {m['failed_left_in_queue']}")
+
+
+@main.command()
+@click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
+@clear_errors
+def redrive(max_messages):
+    """Move dead-lettered messages back to the login queue, once what made them fail is fixed."""
+    result = redrive_messages(_sqs(), _masking_key(), max_messages)
+    click.echo(f"moved {result.moved} message(s) from the dead-letter queue back to the login queue"
+               + (f"; {result.left} still in the dead-letter queue" if result.left else ""))
 
 
 @main.command()

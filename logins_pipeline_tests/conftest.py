@@ -4,22 +4,15 @@ pair and its own database, so tests never see each other's data."""
 
 import json
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import dagster as dg
-import psycopg
 import pytest
 
-from logins_pipeline import settings
-from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
-from logins_pipeline.local.environment import LocalEnvironment, create_queues
+from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import free_port
-from logins_pipeline.resources.masking import MaskingResource
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
-from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline_tests.harness import Pipeline, new_pipeline
 
 SAMPLE_FILE = Path(__file__).parents[1] / "logins_pipeline" / "fixtures" / "sample_logins.json"
 
@@ -46,65 +39,13 @@ def local_services(tmp_path_factory):
     environment.down()
 
 
-@dataclass
-class Pipeline:
-    """One test's isolated slice of the local services, and resources pointing at it."""
-
-    env: dict[str, str]
-    sqs: SQSResource
-    postgres: PostgresResource
-    masking: MaskingResource
-    key: MaskingKey
-    dagster_home: Path
-    postgres_data_dir: Path
-
-    def resources(self) -> dict:
-        return {"sqs": self.sqs, "postgres": self.postgres, "masking": self.masking}
-
-    def seed(self, bodies: list[str]) -> None:
-        assert self.sqs.send_bodies(bodies) == 0
-
-    def query(self, sql: str, params=()) -> list[tuple]:
-        with self.postgres.connect() as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def scalar(self, sql: str, params=()):
-        return self.query(sql, params)[0][0]
-
-
 @pytest.fixture
 def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
     environment, base_env = local_services
-    name = f"t{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "sqs", region_name=base_env[settings.AWS_REGION], endpoint_url=base_env[settings.AWS_ENDPOINT_URL_SQS],
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
-    queue_url = create_queues(client, name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
-    with psycopg.connect(environment.postgres.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    dsn = environment.postgres.admin_dsn(name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        apply_migrations(conn)
-    env = {
-        **base_env,
-        settings.QUEUE_URL: queue_url,
-        settings.POSTGRES_DSN: dsn,
-        settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
-    }
-    (tmp_path / "dagster_home").mkdir()
-    for variable, value in env.items():
+    slice_ = new_pipeline(environment.postgres, base_env, tmp_path)
+    for variable, value in slice_.env.items():
         monkeypatch.setenv(variable, value)
-    masking = MaskingResource(key=env[settings.MASKING_KEY], environment="development")
-    return Pipeline(
-        env=env,
-        sqs=SQSResource(queue_url=queue_url, region_name=env[settings.AWS_REGION], visibility_timeout=30),
-        postgres=PostgresResource(dsn=dsn),
-        masking=masking,
-        key=masking.masking_key(),
-        dagster_home=tmp_path / "dagster_home",
-        postgres_data_dir=environment.postgres.data_dir,
-    )
+    return slice_
 
 
 @pytest.fixture

@@ -1,0 +1,82 @@
+"""Isolated slices of the local services, shared by the pytest fixtures and `make chaos` (chaos.py): each
+slice is its own queue pair and its own database on one Postgres and one LocalStack."""
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import psycopg
+
+from logins_pipeline import settings
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.local.environment import create_queues
+from logins_pipeline.local.services import LocalPostgres
+from logins_pipeline.resources.masking import MaskingResource
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+from logins_pipeline.resources.sqs import SQSResource
+
+
+@dataclass
+class Pipeline:
+    """One isolated slice of the local services, and resources pointing at it."""
+
+    env: dict[str, str]
+    sqs: SQSResource
+    postgres: PostgresResource
+    masking: MaskingResource
+    key: MaskingKey
+    dagster_home: Path
+    postgres_data_dir: Path
+
+    def resources(self) -> dict:
+        return {"sqs": self.sqs, "postgres": self.postgres, "masking": self.masking}
+
+    def seed(self, bodies: list[str]) -> None:
+        assert self.sqs.send_bodies(bodies) == 0
+
+    def query(self, sql: str, params=()) -> list[tuple]:
+        with self.postgres.connect() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params=()):
+        return self.query(sql, params)[0][0]
+
+    def left_in_queues(self) -> int:
+        """Messages still in the queue (visible, in flight or delayed) or in its dead-letter queue."""
+        client = self.sqs.client()
+        return self.sqs.queue_depth(client).total + (self.sqs.dead_letter_depth(client) or 0)
+
+
+def sqs_client(env: dict[str, str]):
+    return boto3.client(
+        "sqs", region_name=env[settings.AWS_REGION], endpoint_url=env[settings.AWS_ENDPOINT_URL_SQS],
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )
+
+
+def new_pipeline(postgres: LocalPostgres, base_env: dict[str, str], folder: Path) -> Pipeline:
+    """A new queue pair on the SQS server of `base_env` and a new database on `postgres`; DAGSTER_HOME in
+    `folder`."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    queue_url = create_queues(sqs_client(base_env), name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    dsn = postgres.admin_dsn(name)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        apply_migrations(conn)
+    dagster_home = folder / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    env = {**base_env, settings.QUEUE_URL: queue_url, settings.POSTGRES_DSN: dsn,
+           settings.DAGSTER_HOME: str(dagster_home)}
+    masking = MaskingResource(key=env[settings.MASKING_KEY], environment="development")
+    return Pipeline(
+        env=env,
+        sqs=SQSResource(queue_url=queue_url, region_name=env[settings.AWS_REGION],
+                        endpoint_url=env[settings.AWS_ENDPOINT_URL_SQS], visibility_timeout=30),
+        postgres=PostgresResource(dsn=dsn),
+        masking=masking,
+        key=masking.masking_key(),
+        dagster_home=dagster_home,
+        postgres_data_dir=postgres.data_dir,
+    )
