@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LOCAL_ENV = eval "$$($(BIN)/logins-pipeline env)"
 
-.PHONY: install up demo dev test bench down clean
+.PHONY: install up demo dev test chaos bench down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ dev: up
 # The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
 test: install
 	$(BIN)/python -m pytest
+
+# Real faults, many times over, on services of its own: kill -9 at three points of a run, SIGTERM, Postgres
+# stopped, a poison message, parallel runs. Prints fault point, trials, lost, duplicated, left in queue.
+# TRIALS=N for N trials per crash point (default 10).
+chaos: install
+	$(BIN)/python -m logins_pipeline_tests.chaos --trials $(or $(TRIALS),10)
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md. Takes ~15 minutes.
 bench: install

@@ -15,6 +15,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
+
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.origin import with_origin
@@ -66,6 +69,15 @@ def _record(summary: DrainSummary, messages: list[ReceivedMessage], stored: Stor
     summary.oldest_sent_at = min(filter(None, (summary.oldest_sent_at, oldest)))
 
 
+class ServiceFailed(Exception):
+    """Postgres or SQS failed in the middle of a drain; says what became of the messages in hand."""
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
 def drain(
     sqs: SQSResource,
     postgres: PostgresResource,
@@ -78,9 +90,20 @@ def drain(
     what was received after it goes back to the queue). Three stages overlap: while chunk N is validated
     and committed, chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its
     COMMIT."""
+    try:
+        return _drain(sqs, postgres, key, limits, progress, stop or threading.Event())
+    except psycopg.OperationalError as error:
+        raise ServiceFailed(f"Postgres failed: {_first_line(error)}. Nothing uncommitted was deleted: those "
+                            "messages stay in the queue for the next run.") from error
+    except (BotoCoreError, ClientError) as error:
+        raise ServiceFailed(f"SQS failed: {_first_line(error)}. Committed chunks are stored; a message not yet "
+                            "deleted comes back and is skipped as a duplicate.") from error
+
+
+def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits: DrainLimits,
+           progress: Callable[[DrainSummary], None], stop: threading.Event) -> DrainSummary:
     started = time.monotonic()
     summary = DrainSummary()
-    stop = stop or threading.Event()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
     requested = 0
 

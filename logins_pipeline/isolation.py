@@ -9,6 +9,7 @@ messages of one chunk fail alone, the fault is not in single messages (a broken 
 error is raised and the run fails, rather than sending the whole queue to the dead-letter queue.
 """
 
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -21,6 +22,11 @@ from logins_pipeline.resources.postgres import write_batch
 
 MAX_FAILED_ALONE = 10
 NOT_ABOUT_THE_MESSAGES = (psycopg.OperationalError, psycopg.InterfaceError)  # connection lost, server down
+
+
+class ChunkFailed(Exception):
+    """Too many messages of a chunk failed alone. Names the error class and where it was raised, not its
+    message: an error from the transform may quote a plaintext value."""
 
 
 @dataclass
@@ -52,7 +58,11 @@ def store(conn: psycopg.Connection, messages: list[ReceivedMessage], key: Maskin
             stored.failed += part
             stored.errors[type(error).__name__] += 1
             if len(stored.failed) > MAX_FAILED_ALONE:
-                raise
+                if isinstance(error, psycopg.Error):  # from the database, which never sees plaintext PII
+                    raise
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                raise ChunkFailed(f"{type(error).__name__} for each of {len(stored.failed)} messages, at "
+                                  f"{where.filename}:{where.lineno} in {where.name}") from None
             continue
         stored.committed += part
         stored.inserted += result.inserted

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE, origin_of, with_origin
+from logins_pipeline.failpoints import failpoint
 from logins_pipeline.resources.sqs import SQSResource
+
+# A message is held only from its receive to its delete, milliseconds; if the redrive dies in between, it is
+# back in the dead-letter queue this soon (and a second copy is harmless: both carry the same origin).
+HOLD_SECONDS = 5
 
 
 class NoDeadLetterQueue(Exception):
@@ -32,7 +37,7 @@ def redrive(sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000) -> R
     result = RedriveResult()
     received = 0
     while received < max_messages:
-        messages = sqs.receive(client, max_messages - received, queue_url=dlq_url)
+        messages = sqs.receive(client, max_messages - received, HOLD_SECONDS, queue_url=dlq_url)
         if not messages:
             break
         response = client.send_message_batch(
@@ -49,6 +54,7 @@ def redrive(sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000) -> R
             ],
         )
         sent = [messages[int(entry["Id"])] for entry in response.get("Successful", [])]
+        failpoint("after_send")
         received += len(messages)
         result.moved += len(sent)
         result.left += len(messages) - len(sent) + sqs.delete(sent, client, queue_url=dlq_url)

@@ -12,7 +12,10 @@ import pytest
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import free_port
+from logins_pipeline_tests.chaos import table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
+
+CHAOS_TABLE = pytest.StashKey[dict]()
 
 SAMPLE_FILE = Path(__file__).parents[1] / "logins_pipeline" / "fixtures" / "sample_logins.json"
 
@@ -52,3 +55,16 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
 def instance(pipeline) -> dg.DagsterInstance:
     with dg.instance_for_test(temp_dir=str(pipeline.dagster_home)) as test_instance:
         yield test_instance
+
+
+@pytest.fixture(scope="session")
+def chaos_table(request) -> dict:
+    """Fault scenario -> (trials, Count), printed by pytest_terminal_summary."""
+    return request.config.stash.setdefault(CHAOS_TABLE, {})
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    rows = config.stash.get(CHAOS_TABLE, {})
+    if rows:
+        terminalreporter.write_sep("-", "faults injected: what each left behind")
+        terminalreporter.write_line(table(rows))

@@ -5,12 +5,11 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import psycopg
 
 from logins_pipeline import settings
 from logins_pipeline.core.masking import MaskingKey
-from logins_pipeline.local.environment import create_queues
+from logins_pipeline.local.environment import DAGSTER_YAML, create_queues
 from logins_pipeline.local.services import LocalPostgres
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
@@ -48,18 +47,21 @@ class Pipeline:
         return self.sqs.queue_depth(client).total + (self.sqs.dead_letter_depth(client) or 0)
 
 
-def sqs_client(env: dict[str, str]):
-    return boto3.client(
-        "sqs", region_name=env[settings.AWS_REGION], endpoint_url=env[settings.AWS_ENDPOINT_URL_SQS],
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
+def sqs_resource(env: dict[str, str], **overrides) -> SQSResource:
+    """An SQSResource for the queue, server and credentials of `env`, not of this process's environment."""
+    settings_ = {
+        "queue_url": env[settings.QUEUE_URL], "region_name": env[settings.AWS_REGION],
+        "endpoint_url": env[settings.AWS_ENDPOINT_URL_SQS], "aws_access_key_id": env[settings.AWS_ACCESS_KEY_ID],
+        "aws_secret_access_key": env[settings.AWS_SECRET_ACCESS_KEY], "visibility_timeout": 30,
+    }
+    return SQSResource(**{**settings_, **overrides})
 
 
 def new_pipeline(postgres: LocalPostgres, base_env: dict[str, str], folder: Path) -> Pipeline:
     """A new queue pair on the SQS server of `base_env` and a new database on `postgres`; DAGSTER_HOME in
     `folder`."""
     name = f"t{uuid.uuid4().hex[:12]}"
-    queue_url = create_queues(sqs_client(base_env), name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
+    queue_url = create_queues(sqs_resource(base_env).client(), name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     dsn = postgres.admin_dsn(name)
@@ -67,13 +69,13 @@ def new_pipeline(postgres: LocalPostgres, base_env: dict[str, str], folder: Path
         apply_migrations(conn)
     dagster_home = folder / "dagster_home"
     dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
     env = {**base_env, settings.QUEUE_URL: queue_url, settings.POSTGRES_DSN: dsn,
            settings.DAGSTER_HOME: str(dagster_home)}
     masking = MaskingResource(key=env[settings.MASKING_KEY], environment="development")
     return Pipeline(
         env=env,
-        sqs=SQSResource(queue_url=queue_url, region_name=env[settings.AWS_REGION],
-                        endpoint_url=env[settings.AWS_ENDPOINT_URL_SQS], visibility_timeout=30),
+        sqs=sqs_resource(env),
         postgres=PostgresResource(dsn=dsn),
         masking=masking,
         key=masking.masking_key(),

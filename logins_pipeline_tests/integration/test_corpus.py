@@ -3,29 +3,27 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests.corpus import load_corpus, pii_values
+from logins_pipeline_tests.harness import sqs_resource
 
 pytestmark = pytest.mark.integration
 
 CORPUS = load_corpus()
 
 
-def send(sqs: SQSResource, body: str) -> str | None:
+def send(client, queue_url: str, body: str) -> str | None:
     """The MessageId, or None if the server refuses the body."""
-    client = SQSResource(queue_url=sqs.queue_url, region_name=sqs.region_name, endpoint_url=sqs.endpoint_url,
-                         max_attempts=1).client()
     try:
-        return client.send_message(QueueUrl=sqs.queue_url, MessageBody=body)["MessageId"]
+        return client.send_message(QueueUrl=queue_url, MessageBody=body)["MessageId"]
     except ClientError:
         return None
 
 
 def test_every_corpus_message_ends_as_a_row_or_with_its_reason(pipeline, instance):
-    sent = {}
+    sent, client = {}, sqs_resource(pipeline.env, max_attempts=1).client()
     for case in CORPUS:
-        message_id = send(pipeline.sqs, case.body)
+        message_id = send(client, pipeline.sqs.queue_url, case.body)
         assert (message_id is None) == case.sqs_refuses, f"{case.name}: the server's verdict differs from the corpus"
         if message_id is not None:
             sent[message_id] = case

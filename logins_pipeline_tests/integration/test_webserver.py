@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.local.services import free_port
+from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, recover, stored, wait_until
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
 
 pytestmark = pytest.mark.integration
@@ -39,6 +41,11 @@ mutation Launch($params: ExecutionParams!) {
 }
 """
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+TERMINATE = """
+mutation Terminate($id: String!) {
+  terminateRun(runId: $id) { __typename ... on PythonError { message } ... on TerminateRunFailure { message } }
+}
+"""
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
 
 
@@ -106,8 +113,8 @@ def test_lineage_is_raw_to_masked_to_tables(webserver):
     }
 
 
-def test_materialize_from_the_ui_drains_the_sample(pipeline, webserver):
-    pipeline.seed([json.dumps(event) for event in sample_events()])
+def launch(webserver: Webserver, run_config: dict | None = None) -> str:
+    """Materialize the four assets, as the UI's button does; returns the run id."""
     params = {
         "selector": {
             "repositoryLocationName": "logins_pipeline",
@@ -117,19 +124,50 @@ def test_materialize_from_the_ui_drains_the_sample(pipeline, webserver):
         },
         "mode": "default",
         "executionMetadata": {"tags": []},
+        "runConfigData": run_config or {},
     }
     launched = webserver.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    return launched["run"]["runId"]
 
+
+def final_status(webserver: Webserver, run_id: str) -> str:
     deadline = time.monotonic() + 120
     status = None
     while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
         time.sleep(1)
         status = webserver.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-    assert status == "SUCCESS"
+    return status
+
+
+def test_materialize_from_the_ui_drains_the_sample(pipeline, webserver):
+    pipeline.seed([json.dumps(event) for event in sample_events()])
+    assert final_status(webserver, launch(webserver)) == "SUCCESS"
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
     assert pipeline.scalar("SELECT count(*) FROM login_quarantine") == 1
     needles = [value.encode() for value in sample_pii_values()]
     stored = [p for p in pipeline.dagster_home.rglob("*") if p.is_file()]  # run/event storage, compute logs
     assert stored and not [str(p) for p in stored for n in needles if n in p.read_bytes()]
+
+
+@pytest.fixture
+def slow_commits(monkeypatch):
+    """Each chunk waits 0.3 s after its COMMIT, in the run worker the webserver starts (it inherits this)."""
+    monkeypatch.setenv(FAILPOINT, "after_commit:0.3")
+
+
+def test_cancel_from_the_ui_finishes_the_chunk_in_flight_and_returns_the_rest(pipeline, slow_commits, webserver):
+    messages = Messages.generate(20 * CHUNK)
+    pipeline.seed(messages.bodies)
+    run_id = launch(webserver, {"ops": {"ingest_logins": {"config": {"chunk_size": CHUNK, "visibility_timeout": 60}}}})
+    wait_until(lambda: stored(pipeline) >= CHUNK, "a chunk is stored")
+
+    terminated = webserver.graphql(TERMINATE, {"id": run_id})["terminateRun"]
+
+    assert terminated["__typename"] == "TerminateRunSuccess", terminated
+    assert final_status(webserver, run_id) == "CANCELED"
+    depth = pipeline.sqs.queue_depth()
+    assert depth.in_flight == 0 and depth.visible > 0  # stopped receiving; what it held is back at once
+    assert stored(pipeline) + depth.visible == len(messages.bodies)  # deleted exactly what it committed
+    recover(pipeline, visibility=0)
+    assert count(pipeline, messages) == Count()
