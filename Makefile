@@ -8,7 +8,7 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser up demo dev screenshot test bench down clean
+.PHONY: install browser up demo dev screenshot test chaos bench down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ screenshot: up browser
 # The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
 test: install browser
 	$(BIN)/python -m pytest
+
+# Real faults, many times over, on services of its own: kill -9 at three points of a run, SIGTERM, Postgres
+# stopped, a poison message, parallel runs. Prints fault point, trials, lost, duplicated, left in queue.
+# TRIALS=N for N trials per crash point (default 10).
+chaos: install
+	$(BIN)/python -m logins_pipeline_tests.chaos --trials $(or $(TRIALS),10)
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md. Takes ~15 minutes.
 bench: install

@@ -20,6 +20,7 @@ from logins_pipeline.core.vault import VaultError, VaultKey
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.logs import configure_logging
+from logins_pipeline.redrive import NoDeadLetterQueue, redrive as redrive_messages
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
@@ -70,7 +71,7 @@ def clear_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (SettingMissing, LocalServiceError, KeyConfigError, VaultError, NotInVault) as error:
+        except (SettingMissing, LocalServiceError, KeyConfigError, VaultError, NotInVault, NoDeadLetterQueue) as error:
             click.echo(f"error: {error}", err=True)
         except psycopg.Error as error:
             click.echo(f"error: Postgres: {_one_line(error)}", err=True)
@@ -152,8 +153,10 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(min=1), default=5_000, show_default=True)
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.option("--visibility-timeout", type=click.IntRange(min=1),
+              help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]")
 @clear_errors
-def run(max_messages, chunk_size, receivers):
+def run(max_messages, chunk_size, receivers, visibility_timeout):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
     from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
@@ -163,7 +166,8 @@ def run(max_messages, chunk_size, receivers):
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
-    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers)
+    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers,
+                             visibility_timeout=visibility_timeout)
     if not outcome.success:
         click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)
@@ -175,6 +179,18 @@ def run(max_messages, chunk_size, receivers):
     for reason, n in sorted(outcome.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
     click.echo(f"  pii vault: on, key id {vault_key.key_id}" if vault_key else "  pii vault: off (no LOGINS_VAULT_KEY)")
+    if m["failed_left_in_queue"]:
+        click.echo(f"  failed, left in the queue for the dead-letter queue: {m['failed_left_in_queue']}")
+
+
+@main.command()
+@click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
+@clear_errors
+def redrive(max_messages):
+    """Move dead-lettered messages back to the login queue, once what made them fail is fixed."""
+    result = redrive_messages(_sqs(), _masking_key(), max_messages)
+    click.echo(f"moved {result.moved} message(s) from the dead-letter queue back to the login queue"
+               + (f"; {result.left} still in the dead-letter queue" if result.left else ""))
 
 
 @main.command()

@@ -2,22 +2,32 @@
 
 A chunk's messages are deleted from SQS only after the transaction that stored them has committed, so a
 crash at any point loses nothing (the messages come back after the visibility timeout) and duplicates
-nothing (the second write of a message id is a no-op). A crash costs at most one chunk's work.
+nothing (the second write of a message id is a no-op). A crash costs at most one chunk's work. While a
+chunk is in hand its messages stay invisible (visibility.py), and a message whose processing keeps failing
+is isolated from its chunk (isolation.py) and left for the dead-letter queue.
 """
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg
+from botocore.exceptions import BotoCoreError, ClientError
+
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
-from logins_pipeline.core.transform import Batch, build_batch, sent_at
+from logins_pipeline.core.origin import with_origin
+from logins_pipeline.core.transform import sent_at
 from logins_pipeline.core.vault import VaultKey
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, write_batch
+from logins_pipeline.failpoints import failpoint
+from logins_pipeline.isolation import Stored, store
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.visibility import VisibilityHeartbeat
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class DrainLimits:
     max_messages: int = 100_000
     chunk_size: int = 5_000
     receivers: int = 4
+    visibility_timeout: int | None = None  # seconds; default: the SQS resource's
 
 
 @dataclass
@@ -33,26 +44,39 @@ class DrainSummary:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    failed: int = 0  # failed alone (not a validation failure): left in the queue for the dead-letter queue
     delete_failures: int = 0
     chunks: int = 0
     seconds: float = 0.0
     oldest_sent_at: datetime | None = None
     reasons: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)
 
     @property
     def rate(self) -> float:
         return self.received / self.seconds if self.seconds else 0.0
 
 
-def _record(summary: DrainSummary, messages: list[ReceivedMessage], batch: Batch, result) -> None:
+def _record(summary: DrainSummary, messages: list[ReceivedMessage], stored: Stored) -> None:
     summary.chunks += 1
     summary.received += len(messages)
-    summary.inserted += result.inserted
-    summary.duplicates += result.duplicates + batch.repeats
-    summary.quarantined += result.quarantined
-    summary.reasons.update(batch.reasons())
+    summary.inserted += stored.inserted
+    summary.duplicates += stored.duplicates
+    summary.quarantined += stored.quarantined
+    summary.failed += len(stored.failed)
+    summary.reasons.update(stored.reasons)
+    summary.errors.update(stored.errors)
     oldest = min(sent_at(m) for m in messages)
     summary.oldest_sent_at = min(filter(None, (summary.oldest_sent_at, oldest)))
+
+
+class ServiceFailed(Exception):
+    """Postgres or SQS failed in the middle of a drain; says what became of the messages in hand."""
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def drain(
@@ -61,35 +85,87 @@ def drain(
     key: MaskingKey,
     limits: DrainLimits = DrainLimits(),
     progress: Callable[[DrainSummary], None] = lambda summary: None,
+    stop: threading.Event | None = None,
     vault_key: VaultKey | None = None,
 ) -> DrainSummary:
-    """Drain up to limits.max_messages. Three stages overlap: while chunk N is validated and committed,
-    chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its COMMIT."""
+    """Drain up to limits.max_messages, or until `stop` is set (then the chunk in flight is finished and
+    what was received after it goes back to the queue). Three stages overlap: while chunk N is validated
+    and committed, chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its
+    COMMIT."""
+    try:
+        return _drain(sqs, postgres, key, limits, progress, stop or threading.Event(), vault_key)
+    except psycopg.OperationalError as error:
+        raise ServiceFailed(f"Postgres failed: {_first_line(error)}. Nothing uncommitted was deleted: those "
+                            "messages stay in the queue for the next run.") from error
+    except (BotoCoreError, ClientError) as error:
+        raise ServiceFailed(f"SQS failed: {_first_line(error)}. Committed chunks are stored; a message not yet "
+                            "deleted comes back and is skipped as a duplicate.") from error
+
+
+def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits: DrainLimits,
+           progress: Callable[[DrainSummary], None], stop: threading.Event,
+           vault_key: VaultKey | None) -> DrainSummary:
     started = time.monotonic()
     summary = DrainSummary()
+    timeout = limits.visibility_timeout or sqs.visibility_timeout
     requested = 0
 
-    def receive_next():
-        nonlocal requested
-        wanted = min(limits.chunk_size, limits.max_messages - requested)
-        requested += wanted
-        return pool.submit(sqs.receive_chunk, wanted, limits.receivers) if wanted > 0 else None
+    with (
+        postgres.connect() as conn,
+        VisibilityHeartbeat(sqs, timeout) as heartbeat,  # left after the pool: deletes finish first
+        ThreadPoolExecutor(max_workers=2) as pool,
+    ):
+        def receive(wanted: int) -> list[ReceivedMessage]:
+            received = sqs.receive_chunk(wanted, limits.receivers, timeout)
+            return heartbeat.hold([with_origin(m, key) for m in received])
 
-    with postgres.connect() as conn, ThreadPoolExecutor(max_workers=2) as pool:
+        def receive_next():
+            nonlocal requested
+            wanted = min(limits.chunk_size, limits.max_messages - requested)
+            if wanted <= 0 or stop.is_set():
+                return None
+            requested += wanted
+            return pool.submit(receive, wanted)
+
+        def delete(messages: list[ReceivedMessage]) -> int:
+            try:
+                return sqs.delete_all(messages, limits.receivers)
+            finally:
+                heartbeat.release(messages)
+
         apply_migrations(conn)
         deleting = None
         receiving = receive_next()
-        while receiving is not None and (messages := receiving.result()):
+        while receiving is not None and (messages := receiving.result()) and not stop.is_set():
+            failpoint("after_receive")
             receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
-            batch = build_batch(messages, key, vault_key)
-            result = write_batch(conn, batch)  # COMMIT happens here ...
+            stored = store(conn, messages, key, vault_key)  # COMMIT happens here ...
+            failpoint("after_commit")
+            heartbeat.release(stored.failed)
             if deleting is not None:
                 summary.delete_failures += deleting.result()
-            deleting = pool.submit(sqs.delete_all, messages, limits.receivers)  # ... and only then delete
-            _record(summary, messages, batch, result)
+            deleting = pool.submit(delete, stored.committed)  # ... and only then delete
+            _record(summary, messages, stored)
             summary.seconds = time.monotonic() - started
             progress(summary)
         if deleting is not None:
             summary.delete_failures += deleting.result()
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def drain_until_interrupted(*args, **kwargs) -> DrainSummary:
+    """`drain` in a worker thread, so that an interrupt of this thread never lands inside a transaction:
+    Dagster raises DagsterExecutionInterruptedError in the step's thread when the run is cancelled or gets
+    SIGTERM (Ctrl-C raises KeyboardInterrupt). The drain is told to stop receiving, finishes the chunk in
+    flight (COMMIT, then delete), returns what it received after that to the queue, and then the
+    interrupt goes on."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        future = runner.submit(drain, *args, stop=stop, **kwargs)
+        try:
+            return future.result()
+        except BaseException:
+            stop.set()
+            wait([future])
+            raise

@@ -1,7 +1,10 @@
 """Run ingest_logins_job in this process, recorded in the Dagster instance at DAGSTER_HOME (so it
 shows in the UI like any other run), and sum up what it did."""
 
+import fcntl
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 
@@ -19,20 +22,35 @@ class RunOutcome:
     reasons: dict = field(default_factory=dict)  # quarantined count by reason code
 
 
+INTERRUPTED = ("interrupted (SIGTERM, or cancelled): it stopped receiving, the chunk in flight was committed and "
+               "deleted, and what it had received after that is back in the queue")
+
+
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:
     """The first error of the run: a step's, or a resource's that refused to start (an unusable key)."""
     for event in result.all_events:
         error = getattr(event.event_specific_data, "error", None)
         if error:
+            if error.cls_name == dg.DagsterExecutionInterruptedError.__name__:
+                return INTERRUPTED
             lines = innermost_message(error).strip().splitlines()
             return lines[0] if lines else "step failed"
     return "run failed"
 
 
+def _open_instance() -> dg.DagsterInstance:
+    """The instance at DAGSTER_HOME. The first open of an instance creates its storage, and processes doing
+    that at once race in Dagster's schema migrations (seen with four `run`s on a fresh SQLite DAGSTER_HOME:
+    "table ... already exists", "more than one head"), so opens are serialized by a lock file."""
+    with open(Path(os.environ["DAGSTER_HOME"]) / ".logins-open.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.get()
+
+
 def run_ingest_job(instance: dg.DagsterInstance | None = None, **config) -> RunOutcome:
     job = defs.resolve_job_def("ingest_logins_job")
     result = job.execute_in_process(
-        instance=instance or dg.DagsterInstance.get(),
+        instance=instance or _open_instance(),
         run_config=dg.RunConfig(
             ops={ingest_logins.op.name: IngestConfig(**config)},
             loggers={"console": {"config": {"log_level": "INFO"}}},  # progress lines, not every event

@@ -6,24 +6,19 @@ environment's LOGINS_POSTGRES_DSN is a logins_writer login, and the vault is on.
 import json
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import dagster as dg
-import psycopg
 import pytest
 
-from logins_pipeline import settings
-from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
-from logins_pipeline.core.vault import VaultKey, parse_vault_key
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
-from logins_pipeline.local.environment import LocalEnvironment, create_queues
+from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import free_port
-from logins_pipeline.resources.masking import MaskingResource
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
-from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline_tests.chaos import table
+from logins_pipeline_tests.harness import Pipeline, new_pipeline
+
+CHAOS_TABLE = pytest.StashKey[dict]()
 
 REPO = Path(__file__).parents[1]
 SAMPLE_FILE = REPO / "logins_pipeline" / "fixtures" / "sample_logins.json"
@@ -37,13 +32,17 @@ run_coordinator:
 """
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Show the brute-force demonstration's figures (test_token_privacy) at the end of every run."""
+def pytest_terminal_summary(terminalreporter, config):
+    """Show the brute-force demonstration's figures (test_token_privacy) and the faults' table at the end."""
     reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
     for name, text in (p for r in reports for p in r.user_properties):
         if name == "brute_force":
             terminalreporter.write_sep("-", "brute-force demonstration")
             terminalreporter.write_line(text)
+    rows = config.stash.get(CHAOS_TABLE, {})
+    if rows:
+        terminalreporter.write_sep("-", "faults injected: what each left behind")
+        terminalreporter.write_line(table(rows))
 
 
 def sample_events() -> list[dict]:
@@ -68,67 +67,13 @@ def local_services(tmp_path_factory):
     environment.down()
 
 
-@dataclass
-class Pipeline:
-    """One test's isolated slice of the local services, and resources pointing at it."""
-
-    env: dict[str, str]
-    sqs: SQSResource
-    postgres: PostgresResource  # the owner (superuser), to set up and inspect; runs use env's writer login
-    masking: MaskingResource
-    key: MaskingKey
-    vault_key: VaultKey
-    dagster_home: Path
-    postgres_data_dir: Path
-
-    def resources(self) -> dict:
-        return {"sqs": self.sqs, "postgres": self.postgres, "masking": self.masking}
-
-    def seed(self, bodies: list[str]) -> None:
-        assert self.sqs.send_bodies(bodies) == 0
-
-    def query(self, sql: str, params=()) -> list[tuple]:
-        with self.postgres.connect() as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def scalar(self, sql: str, params=()):
-        return self.query(sql, params)[0][0]
-
-
 @pytest.fixture
 def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
     environment, base_env = local_services
-    name = f"t{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
-        "sqs", region_name=base_env[settings.AWS_REGION], endpoint_url=base_env[settings.AWS_ENDPOINT_URL_SQS],
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
-    queue_url = create_queues(client, name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
-    with psycopg.connect(environment.postgres.dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    dsn = environment.postgres.admin_dsn(name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        apply_migrations(conn)
-    env = {
-        **base_env,
-        **environment.postgres_env(name),
-        settings.QUEUE_URL: queue_url,
-        settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
-    }
-    (tmp_path / "dagster_home").mkdir()
-    for variable, value in env.items():
+    slice_ = new_pipeline(environment.postgres, base_env, tmp_path)
+    for variable, value in slice_.env.items():
         monkeypatch.setenv(variable, value)
-    masking = MaskingResource(key=env[settings.MASKING_KEY], environment="development")
-    return Pipeline(
-        env=env,
-        sqs=SQSResource(queue_url=queue_url, region_name=env[settings.AWS_REGION], visibility_timeout=30),
-        postgres=PostgresResource(dsn=dsn),
-        masking=masking,
-        key=masking.masking_key(),
-        vault_key=parse_vault_key(env[settings.VAULT_KEY], development=True),
-        dagster_home=tmp_path / "dagster_home",
-        postgres_data_dir=environment.postgres.data_dir,
-    )
+    return slice_
 
 
 @pytest.fixture
@@ -144,3 +89,9 @@ def webserver(pipeline, tmp_path) -> DagsterUI:
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ), log_dir=tmp_path) as ui:
         ui.dismiss_onboarding()
         yield ui
+
+
+@pytest.fixture(scope="session")
+def chaos_table(request) -> dict:
+    """Fault scenario -> (trials, Count), printed by pytest_terminal_summary."""
+    return request.config.stash.setdefault(CHAOS_TABLE, {})

@@ -10,3 +10,4 @@ class ReceivedMessage:
     sent_timestamp_ms: int
     receive_count: int
     body: str = field(repr=False)
+    origin: str | None = field(default=None, repr=False)  # the LoginsOrigin attribute of a redriven message

@@ -11,8 +11,9 @@ from pandera.typing import Series
 from logins_pipeline.core.app_version import INT32_MAX
 from logins_pipeline.core.masking import TOKEN_PATTERN
 
-# No control characters, and no lone surrogates (valid JSON escapes that cannot be encoded as UTF-8).
-NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f\ud800-\udfff]*\Z"
+# No control characters (C0, DEL, C1), and no lone surrogates (valid JSON escapes that cannot be encoded
+# as UTF-8).
+NO_CONTROL_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*\Z"
 
 
 class MaskedLogin(pa.DataFrameModel):

@@ -99,7 +99,7 @@ def parse_body(body: str) -> dict:
         raise Rejected(BODY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
     try:
         value = json.loads(
-            body,
+            body.removeprefix("\ufeff"),  # one leading byte order mark: RFC 8259 lets a parser ignore it
             parse_constant=_reject_constant,
             parse_float=_finite_float,
             object_pairs_hook=_object_without_duplicate_keys,

@@ -21,6 +21,11 @@ FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 STOP_GRACE_S = 30
 
 LINEAGE = "{ assetNodes { assetKey { path } dependencyKeys { path } } }"
+TERMINATE = """
+mutation Terminate($id: String!) {
+  terminateRun(runId: $id) { __typename ... on PythonError { message } ... on TerminateRunFailure { message } }
+}
+"""
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 LAUNCH = """
 mutation Launch($params: ExecutionParams!) {
@@ -70,16 +75,21 @@ class DagsterUI:
             for node in self.graphql(LINEAGE)["assetNodes"]
         }
 
-    def launch(self, job: str, assets: list[str] | None = None) -> str:
+    def launch(self, job: str, assets: list[str] | None = None, run_config: dict | None = None) -> str:
         """Launch a run of `job` (`__ASSET_JOB` with `assets`: what "Materialize" does); returns its id."""
         selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": job}
         if assets:
             selector["assetSelection"] = [{"path": [name]} for name in assets]
-        params = {"selector": selector, "mode": "default", "executionMetadata": {"tags": []}}
+        params = {"selector": selector, "mode": "default", "executionMetadata": {"tags": []},
+                  "runConfigData": run_config or {}}
         launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
         if launched["__typename"] != "LaunchRunSuccess":
             raise RuntimeError(f"launch failed: {launched}")
         return launched["run"]["runId"]
+
+    def terminate(self, run_id: str) -> str:
+        """What the UI's Terminate button does; returns the result's type name."""
+        return self.graphql(TERMINATE, {"id": run_id})["terminateRun"]["__typename"]
 
     def run_status(self, run_id: str) -> str:
         return self.graphql(RUN_STATUS, {"id": run_id})["runOrError"]["status"]

@@ -48,6 +48,18 @@ def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = setti
     )["QueueUrl"]
 
 
+def ensure_login_roles(postgres: LocalPostgres) -> None:
+    """The writer, analyst and pii_reader logins (cluster-wide; their groups come from migration 0002)."""
+    for role, group in LOGIN_ROLES.values():
+        postgres.ensure_login_role(role, group)
+
+
+def postgres_env(postgres: LocalPostgres, dbname: str) -> dict[str, str]:
+    """The DSN variables for database `dbname`: the writer, analyst and pii_reader logins, and the owner."""
+    env = {name: postgres.login_dsn(role, dbname) for name, (role, _) in LOGIN_ROLES.items()}
+    return {**env, settings.POSTGRES_ADMIN_DSN: postgres.admin_dsn(dbname)}
+
+
 def dagster_instance_env(postgres: LocalPostgres, database: str = settings.DAGSTER_DATABASE) -> dict[str, str]:
     """The DAGSTER_PG_* values the instance's dagster.yaml reads: Dagster's storage in `database`."""
     values = (PG_SUPERUSER, postgres.password, "127.0.0.1", str(postgres.port), database)
@@ -82,8 +94,7 @@ class LocalEnvironment:
         topic_arn = self._client("sns").create_topic(Name=settings.ALERT_TOPIC_NAME)["TopicArn"]
         with PostgresResource(dsn=self.postgres.dsn).connect() as conn:
             apply_migrations(conn)
-        for role, group in LOGIN_ROLES.values():
-            self.postgres.ensure_login_role(role, group)
+        ensure_login_roles(self.postgres)
         self.postgres.ensure_database(settings.DAGSTER_DATABASE)
         env = {
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
@@ -92,7 +103,7 @@ class LocalEnvironment:
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
             settings.QUEUE_URL: queue_url,
-            **self.postgres_env(PG_DATABASE),
+            **postgres_env(self.postgres, PG_DATABASE),
             # Random keys made once per state folder (mode 0600), marked "dev:" so production refuses them.
             settings.MASKING_KEY: private_secret(self.key_file, development_key),
             settings.VAULT_KEY: private_secret(self.vault_key_file, development_key),
@@ -104,11 +115,6 @@ class LocalEnvironment:
         write_dagster_yaml(self.dagster_home)
         write_private(self.env_file, json.dumps(env, indent=2))
         return env
-
-    def postgres_env(self, dbname: str) -> dict[str, str]:
-        """The DSN variables for database `dbname`: the writer, analyst and pii_reader logins, and the owner."""
-        env = {name: self.postgres.login_dsn(role, dbname) for name, (role, _) in LOGIN_ROLES.items()}
-        return {**env, settings.POSTGRES_ADMIN_DSN: self.postgres.admin_dsn(dbname)}
 
     def _client(self, service: str):
         return boto3.client(

@@ -18,6 +18,8 @@ from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field
 
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE
+from logins_pipeline.failpoints import failpoint
 
 SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
 _SESSION_LOCK = threading.Lock()
@@ -89,13 +91,17 @@ class SQSResource(ResourceWithBoto3Configuration):
             delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
         )
 
-    def receive(self, client, max_messages: int = SQS_BATCH) -> list[ReceivedMessage]:
+    def receive(self, client, max_messages: int = SQS_BATCH, visibility_timeout: int | None = None,
+                queue_url: str | None = None) -> list[ReceivedMessage]:
+        """One ReceiveMessage call (of this queue, or of `queue_url`), hiding the messages for
+        `visibility_timeout` seconds (default: the resource's)."""
         response = client.receive_message(
-            QueueUrl=self.queue_url,
+            QueueUrl=queue_url or self.queue_url,
             MaxNumberOfMessages=max(1, min(SQS_BATCH, max_messages)),
             WaitTimeSeconds=self.wait_time_seconds,
-            VisibilityTimeout=self.visibility_timeout,
+            VisibilityTimeout=visibility_timeout or self.visibility_timeout,
             MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+            MessageAttributeNames=[ORIGIN_ATTRIBUTE],
         )
         return [
             ReceivedMessage(
@@ -104,11 +110,12 @@ class SQSResource(ResourceWithBoto3Configuration):
                 sent_timestamp_ms=int(m["Attributes"]["SentTimestamp"]),
                 receive_count=int(m["Attributes"].get("ApproximateReceiveCount", 1)),
                 body=m["Body"],
+                origin=m.get("MessageAttributes", {}).get(ORIGIN_ATTRIBUTE, {}).get("StringValue"),
             )
             for m in response.get("Messages", [])
         ]
 
-    def receive_chunk(self, limit: int, receivers: int) -> list[ReceivedMessage]:
+    def receive_chunk(self, limit: int, receivers: int, visibility_timeout: int | None = None) -> list[ReceivedMessage]:
         """Up to `limit` messages, received by `receivers` threads in parallel, each until its share is
         full or a receive comes back short (the queue is running dry: process what we have; the caller
         stops when a whole chunk comes back empty)."""
@@ -118,7 +125,7 @@ class SQSResource(ResourceWithBoto3Configuration):
             client, received = self.client(), []
             while len(received) < share:
                 wanted = min(SQS_BATCH, share - len(received))
-                messages = self.receive(client, wanted)
+                messages = self.receive(client, wanted, visibility_timeout)
                 received.extend(messages)
                 if len(messages) < wanted:
                     break
@@ -127,15 +134,32 @@ class SQSResource(ResourceWithBoto3Configuration):
         with ThreadPoolExecutor(max_workers=receivers) as pool:
             return [m for share_messages in pool.map(drain_share, filter(None, shares)) for m in share_messages]
 
-    def delete(self, messages: list[ReceivedMessage], client=None) -> int:
+    def delete(self, messages: list[ReceivedMessage], client=None, queue_url: str | None = None) -> int:
         """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
         redelivered after the visibility timeout, and their second write is a no-op)."""
         client = client or self.client()
         failed = 0
         for group in chunks(messages):
             response = client.delete_message_batch(
-                QueueUrl=self.queue_url,
+                QueueUrl=queue_url or self.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(group)],
+            )
+            failed += len(response.get("Failed", []))
+            failpoint("mid_delete")
+        return failed
+
+    def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client=None) -> int:
+        """ChangeMessageVisibilityBatch in groups of 10: hide the messages for `seconds` more from now (0:
+        visible at once); returns how many changes failed (a message already deleted, say)."""
+        client = client or self.client()
+        failed = 0
+        for group in chunks(messages):
+            response = client.change_message_visibility_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
+                    for i, m in enumerate(group)
+                ],
             )
             failed += len(response.get("Failed", []))
         return failed

@@ -56,8 +56,8 @@ def test_materialize_all_in_the_ui_runs_to_success(pipeline, webserver, page):
     run_id = launched_run_id(page)
 
     page.goto(f"{webserver.url}/runs/{run_id}")  # where the toast's "View" leads
-    page.get_by_text("Success", exact=True).first.wait_for(timeout=120_000)  # the run page's status
-    assert webserver.run_status(run_id) == "SUCCESS"
+    assert webserver.wait_for_run(run_id, timeout=120) == "SUCCESS"
+    page.get_by_text("Success", exact=True).first.wait_for(timeout=30_000)  # the run page's status tag
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
     assert pipeline.scalar("SELECT count(*) FROM login_quarantine") == 1
 

@@ -1,13 +1,17 @@
-"""Materialize through the Dagster webserver's GraphQL API, as the UI's Materialize button does."""
+"""Materialize (and cancel) through the Dagster webserver's GraphQL API, as the UI's buttons do."""
 
 import json
 
 import pytest
 
 from logins_pipeline.defs.logins.assets import ingest_logins
+from logins_pipeline.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, recover, stored, wait_until
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
 
 pytestmark = pytest.mark.integration
+
+ASSETS = [key.to_user_string() for key in ingest_logins.keys]
 
 
 def test_lineage_is_raw_to_masked_to_tables(webserver):
@@ -21,11 +25,33 @@ def test_lineage_is_raw_to_masked_to_tables(webserver):
 
 def test_materialize_from_the_ui_drains_the_sample(pipeline, webserver, tmp_path):
     pipeline.seed([json.dumps(event) for event in sample_events()])
-    run_id = webserver.launch("__ASSET_JOB", assets=[key.to_user_string() for key in ingest_logins.keys])
+    run_id = webserver.launch("__ASSET_JOB", assets=ASSETS)
     assert webserver.wait_for_run(run_id, timeout=120) == "SUCCESS"
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
     assert pipeline.scalar("SELECT count(*) FROM login_quarantine") == 1
     needles = [value.encode() for value in sample_pii_values()]
     # Run/event storage and compute logs in DAGSTER_HOME, and the webserver's log (run workers' output).
-    stored = [p for p in tmp_path.rglob("*") if p.is_file()]
-    assert stored and not [str(p) for p in stored for n in needles if n in p.read_bytes()]
+    stored_files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert stored_files and not [str(p) for p in stored_files for n in needles if n in p.read_bytes()]
+
+
+@pytest.fixture
+def slow_commits(monkeypatch):
+    """Each chunk waits 0.3 s after its COMMIT, in the run worker the webserver starts (it inherits this)."""
+    monkeypatch.setenv(FAILPOINT, "after_commit:0.3")
+
+
+def test_cancel_from_the_ui_finishes_the_chunk_in_flight_and_returns_the_rest(pipeline, slow_commits, webserver):
+    messages = Messages.generate(20 * CHUNK)
+    pipeline.seed(messages.bodies)
+    config = {"ops": {"ingest_logins": {"config": {"chunk_size": CHUNK, "visibility_timeout": 60}}}}
+    run_id = webserver.launch("__ASSET_JOB", assets=ASSETS, run_config=config)
+    wait_until(lambda: stored(pipeline) >= CHUNK, "a chunk is stored")
+
+    assert webserver.terminate(run_id) == "TerminateRunSuccess"
+    assert webserver.wait_for_run(run_id, timeout=120) == "CANCELED"
+    depth = pipeline.sqs.queue_depth()
+    assert depth.in_flight == 0 and depth.visible > 0  # stopped receiving; what it held is back at once
+    assert stored(pipeline) + depth.visible == len(messages.bodies)  # deleted exactly what it committed
+    recover(pipeline, visibility=0)
+    assert count(pipeline, messages) == Count()

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
-from logins_pipeline.ingest import DrainLimits, DrainSummary, drain
+from logins_pipeline.ingest import DrainLimits, DrainSummary, drain_until_interrupted
 from logins_pipeline.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
@@ -62,6 +62,11 @@ class IngestConfig(dg.Config):
     max_messages: int = Field(default=100_000, ge=1, description="Stop after this many messages in one run")
     chunk_size: int = Field(default=5_000, ge=1, description="Messages per transaction (commit, then delete)")
     receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
+    visibility_timeout: int | None = Field(
+        default=None, ge=1,
+        description="Seconds a received message stays hidden, renewed while its chunk is in hand "
+        "(default: the SQS resource's, 120)",
+    )
 
 
 def _lag_seconds(summary: DrainSummary) -> float:
@@ -89,6 +94,7 @@ def _results(summary: DrainSummary):
             "inserted": summary.inserted,
             "duplicates_skipped": summary.duplicates,
             "quarantined": summary.quarantined,
+            "failed_left_in_queue": summary.failed,
             "delete_failures": summary.delete_failures,
             "messages_per_second": rate,
             "lag_seconds": lag,
@@ -122,8 +128,22 @@ def ingest_logins(
             f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
         )
 
-    limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers)
-    with redacted_errors():
-        summary = drain(sqs, postgres, key, limits, progress=log_progress, vault_key=vault.vault_key())
+    limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers,
+                         visibility_timeout=config.visibility_timeout)
+    try:
+        with redacted_errors():
+            summary = drain_until_interrupted(
+                sqs, postgres, key, limits, progress=log_progress, vault_key=vault.vault_key()
+            )
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):  # cancelled, SIGTERM, Ctrl-C
+        context.log.warning("interrupted: stopped receiving; committed chunks were deleted, the rest is back "
+                            "in the queue")
+        raise
     context.log.info(f"drained {summary.received} messages in {summary.seconds:.1f}s")
+    if summary.failed:
+        errors = ", ".join(f"{name} x{n}" for name, n in summary.errors.items())
+        context.log.warning(
+            f"{summary.failed} message(s) failed alone ({errors}) and stay in the queue: redelivered, then "
+            "moved to the dead-letter queue after the queue's maxReceiveCount (see `logins-pipeline redrive`)"
+        )
     yield from _results(summary)

@@ -1,0 +1,75 @@
+"""Store a chunk in one transaction; if it fails because of what is in it, find the message that fails.
+
+A message that cannot be validated is quarantined, but a message whose processing raises (a trigger that
+rejects it, a bug in the transform) would fail its whole chunk again on every delivery. So a chunk whose
+transaction fails for any reason but the connection is split in halves and each half retried: the good
+messages commit, and a message that fails alone is left in the queue, not deleted, until SQS's redrive
+policy moves it to the dead-letter queue after maxReceiveCount receives. When more than MAX_FAILED_ALONE
+messages of one chunk fail alone, the fault is not in single messages (a broken table, a full disk): the
+error is raised and the run fails, rather than sending the whole queue to the dead-letter queue.
+"""
+
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+
+import psycopg
+
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.transform import build_batch
+from logins_pipeline.core.vault import VaultKey
+from logins_pipeline.resources.postgres import write_batch
+
+MAX_FAILED_ALONE = 10
+NOT_ABOUT_THE_MESSAGES = (psycopg.OperationalError, psycopg.InterfaceError)  # connection lost, server down
+
+
+class ChunkFailed(Exception):
+    """Too many messages of a chunk failed alone. Names the error class and where it was raised, not its
+    message: an error from the transform may quote a plaintext value."""
+
+
+@dataclass
+class Stored:
+    committed: list[ReceivedMessage] = field(default_factory=list)  # in a committed transaction: delete them
+    failed: list[ReceivedMessage] = field(default_factory=list)  # failed alone: left in the queue
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    reasons: Counter = field(default_factory=Counter)  # quarantine reason codes
+    errors: Counter = field(default_factory=Counter)  # error class names of the messages that failed alone
+
+
+def store(
+    conn: psycopg.Connection, messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None
+) -> Stored:
+    stored = Stored()
+    parts = [messages]
+    while parts:
+        part = parts.pop()
+        try:
+            batch = build_batch(part, key, vault_key)
+            result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
+        except NOT_ABOUT_THE_MESSAGES:
+            raise
+        except Exception as error:
+            if len(part) > 1:
+                half = len(part) // 2
+                parts += [part[half:], part[:half]]  # the first half is tried first
+                continue
+            stored.failed += part
+            stored.errors[type(error).__name__] += 1
+            if len(stored.failed) > MAX_FAILED_ALONE:
+                if isinstance(error, psycopg.Error):  # from the database, which never sees plaintext PII
+                    raise
+                where = traceback.extract_tb(error.__traceback__)[-1]
+                raise ChunkFailed(f"{type(error).__name__} for each of {len(stored.failed)} messages, at "
+                                  f"{where.filename}:{where.lineno} in {where.name}") from None
+            continue
+        stored.committed += part
+        stored.inserted += result.inserted
+        stored.duplicates += result.duplicates + batch.repeats
+        stored.quarantined += result.quarantined
+        stored.reasons.update(batch.reasons())
+    return stored

@@ -1,0 +1,315 @@
+"""`make chaos`: real faults in real runs of the job, many times over, and a count of what each left behind.
+
+    python -m logins_pipeline_tests.chaos [--trials N]
+
+Starts its own Postgres and LocalStack on free loopback ports in a temporary folder, gives every trial its
+own queue pair and database, and prints one line per fault: trials; messages lost (a valid message not in
+user_logins, or an invalid one not in login_quarantine); duplicated (a login stored more than once); and
+left in the queues (visible, in flight or dead-lettered) after the recovery run. Each figure should be 0,
+and the exit status is 1 if one is not. The job runs as `logins-pipeline run` in a child process; the
+faults are a real SIGKILL at a failpoint (failpoints.py), a real SIGTERM, and a real Postgres shutdown.
+integration/test_faults.py runs the same trials in `make test`.
+"""
+
+import argparse
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logins_pipeline import settings
+from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.local.environment import LocalEnvironment
+from logins_pipeline.local.services import LocalPostgres, free_port
+from logins_pipeline.redrive import redrive
+from logins_pipeline.resources.sqs import SQS_BATCH
+from logins_pipeline_tests.harness import DAGSTER_YAML, Pipeline, new_pipeline, sqs_resource
+
+CLI = str(Path(sys.executable).parent / "logins-pipeline")
+CHUNK = 20  # messages per transaction in the faulted runs: two receives, two DeleteMessageBatch calls
+VISIBILITY = 2  # seconds; the heartbeat renews it every third of that while a chunk is in hand
+CRASH_POINTS = ("after_receive", "after_commit", "mid_delete")
+REJECT_POISON = """
+CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN IF NEW.user_id = '{user_id}' THEN RAISE EXCEPTION 'poison message'; END IF; RETURN NEW; END $$;
+CREATE TRIGGER reject_poison BEFORE INSERT ON user_logins FOR EACH ROW EXECUTE FUNCTION reject_poison();
+"""
+
+
+class Unexpected(AssertionError):
+    """A fault was not injected as intended, or the run did not react to it as it must."""
+
+
+@dataclass
+class Count:
+    lost: int = 0
+    duplicated: int = 0
+    left: int = 0
+
+    def __add__(self, other: "Count") -> "Count":
+        return Count(self.lost + other.lost, self.duplicated + other.duplicated, self.left + other.left)
+
+
+@dataclass
+class Messages:
+    """Generated logins, each with its own user_id; every tenth has an invalid ip, to be quarantined."""
+
+    bodies: list[str] = field(default_factory=list)
+    valid: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+
+    @classmethod
+    def generate(cls, count: int) -> "Messages":
+        messages, tag = cls(), uuid.uuid4().hex[:8]
+        for i, event in enumerate(generate_logins(count)):
+            event["user_id"] = f"{tag}-{i}"
+            invalid = i % 10 == 9
+            if invalid:
+                event["ip"] = "999.0.0.1"
+            (messages.invalid if invalid else messages.valid).append(event["user_id"])
+            messages.bodies.append(json.dumps(event))
+        return messages
+
+
+def stored(pipeline: Pipeline) -> int:
+    return pipeline.scalar("SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM login_quarantine)")
+
+
+def count(pipeline: Pipeline, messages: Messages) -> Count:
+    rows = Counter(u for (u,) in pipeline.query("SELECT user_id FROM user_logins"))
+    quarantined = Counter(
+        u for (u,) in pipeline.query("SELECT masked_body::json->>'user_id' FROM login_quarantine"))
+    lost = sum(rows[u] == 0 for u in messages.valid) + sum(quarantined[u] == 0 for u in messages.invalid)
+    duplicated = sum(n - 1 for n in (rows + quarantined).values())
+    return Count(lost, duplicated, pipeline.left_in_queues())
+
+
+def cli(pipeline: Pipeline, *args: str, failpoint: str | None = None) -> subprocess.Popen:
+    env = {k: v for k, v in {**os.environ, **pipeline.env}.items() if k != FAILPOINT}
+    if failpoint:
+        env[FAILPOINT] = failpoint
+    return subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(child: subprocess.Popen, returncode: int, fragment: str = "") -> str:
+    """Wait for `child`; its last line of stderr. Unexpected unless it exited with `returncode` and that
+    line holds `fragment`."""
+    _, stderr = child.communicate(timeout=300)
+    last = (stderr.strip().splitlines() or [""])[-1]
+    if child.returncode != returncode or fragment not in last:
+        raise Unexpected(f"exit {child.returncode} (wanted {returncode}), last line: {last[:300]}")
+    return last
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Unexpected(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
+    """New runs, each after the visibility timeout, until the queue is empty (for at most a minute)."""
+    sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
+    deadline = time.monotonic() + 60
+    while pipeline.sqs.queue_depth().total and time.monotonic() < deadline:
+        time.sleep(visibility + 0.2)
+        drain(sqs, pipeline.postgres, pipeline.key, DrainLimits(chunk_size=CHUNK))
+
+
+class Lab:
+    """The services the trials share, one Dagster instance for all their runs (as on a real deployment;
+    a new one per run would cost each run a second), and a Postgres of its own for the trial that stops it."""
+
+    def __init__(self, environment: LocalEnvironment, env: dict[str, str], folder: Path):
+        self.environment, self.env, self.folder = environment, env, folder
+        self.dagster_home = folder / "dagster_home"
+        self.dagster_home.mkdir()
+        (self.dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+        self._own_postgres: LocalPostgres | None = None
+
+    def pipeline(self, postgres: LocalPostgres | None = None) -> Pipeline:
+        pipeline = new_pipeline(postgres or self.environment.postgres, self.env, self.folder / uuid.uuid4().hex[:12])
+        pipeline.env[settings.DAGSTER_HOME], pipeline.dagster_home = str(self.dagster_home), self.dagster_home
+        return pipeline
+
+    def own_postgres(self) -> LocalPostgres:
+        if self._own_postgres is None:
+            self._own_postgres = LocalPostgres(self.folder / "own-postgres", free_port())
+        self._own_postgres.start()
+        return self._own_postgres
+
+    def close(self) -> None:
+        if self._own_postgres is not None:
+            self._own_postgres.stop()
+
+
+# --- the trials: each returns what its fault left behind ----------------------------------------------
+
+
+def crash_trial(lab: Lab, trial: int, point: str) -> Count:
+    """kill -9 at `point` in chunk 1, 2 or 3 of 3, then wait out the visibility timeout and run again."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * CHUNK)
+    pipeline.seed(messages.bodies)
+    chunk = 1 + trial % 3
+    passage = 2 * chunk - 1 if point == "mid_delete" else chunk  # the first of the chunk's two deletes
+    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--receivers", "1",
+                "--visibility-timeout", str(VISIBILITY), failpoint=f"{point}@{passage}")
+    finish(child, -signal.SIGKILL)
+    committed, deleted = stored(pipeline), 3 * CHUNK - pipeline.sqs.queue_depth().total
+    before = CHUNK * (chunk - 1)  # messages of the chunks before this one
+    killed_where_meant = {
+        "after_receive": committed == before and deleted <= committed,
+        "after_commit": committed == before + CHUNK and deleted <= before,
+        "mid_delete": committed >= before + CHUNK and deleted == before + SQS_BATCH,
+    }[point]
+    if not killed_where_meant:
+        raise Unexpected(f"{point} in chunk {chunk}: {committed} stored and {deleted} deleted at the kill")
+    recover(pipeline)
+    return count(pipeline, messages)
+
+
+def sigterm_trial(lab: Lab, trial: int) -> Count:
+    """SIGTERM to a run over a backlog: it must finish the chunk in flight (COMMIT, delete), receive no
+    more, and hand what it had received after that straight back to the queue."""
+    pipeline, messages = lab.pipeline(), Messages.generate(20 * CHUNK)
+    pipeline.seed(messages.bodies)
+    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--receivers", "2", "--visibility-timeout", "60",
+                failpoint="after_commit:0.2")
+    wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 3), "a chunk is stored")
+    child.send_signal(signal.SIGTERM)
+    finish(child, 1, "interrupted")
+    depth, committed = pipeline.sqs.queue_depth(), stored(pipeline)
+    if depth.in_flight or committed + depth.visible != 20 * CHUNK or not depth.visible:
+        raise Unexpected(f"after SIGTERM: {committed} stored, {depth.visible} visible, {depth.in_flight} in flight")
+    recover(pipeline, visibility=0)
+    return count(pipeline, messages)
+
+
+def postgres_stopped_trial(lab: Lab, trial: int) -> Count:
+    """Postgres shut down in the middle of a run: the run fails with a clear error, deletes nothing it did
+    not commit, and the next run after Postgres is back completes the rest."""
+    postgres = lab.own_postgres()
+    pipeline, messages = lab.pipeline(postgres), Messages.generate(10 * CHUNK)
+    pipeline.seed(messages.bodies)
+    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--visibility-timeout", str(VISIBILITY),
+                failpoint="after_commit:0.5")
+    wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 2), "a chunk is stored")
+    postgres.stop()
+    finish(child, 1, "Postgres")
+    in_queue = pipeline.sqs.queue_depth().total
+    postgres.start()
+    if stored(pipeline) + in_queue != 10 * CHUNK:
+        raise Unexpected(f"Postgres stopped: {stored(pipeline)} stored, {in_queue} in the queue")
+    recover(pipeline)
+    return count(pipeline, messages)
+
+
+def poison_trial(lab: Lab, trial: int) -> Count:
+    """A message whose INSERT a trigger rejects: the rest of its chunk commits, it is redelivered until SQS
+    dead-letters it, and once the trigger is gone `redrive` brings it back (a redrive killed between its
+    send and its delete included) and it is stored once."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * CHUNK)
+    with pipeline.postgres.connect() as conn:
+        conn.execute(REJECT_POISON.format(user_id=messages.valid[trial % len(messages.valid)]))
+    pipeline.seed(messages.bodies)
+    sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
+    limits = DrainLimits(chunk_size=CHUNK, visibility_timeout=1)
+    client = sqs.client()
+    for _ in range(12):  # a run every visibility timeout, until SQS has dead-lettered it
+        if sqs.dead_letter_depth(client) == 1 and sqs.queue_depth(client).total == 0:
+            break
+        if drain(sqs, pipeline.postgres, pipeline.key, limits).failed > 1:
+            raise Unexpected("more than the poison message failed")
+        time.sleep(1.1)
+    else:
+        raise Unexpected("the poison message never reached the dead-letter queue")
+    if stored(pipeline) != 3 * CHUNK - 1:
+        raise Unexpected(f"the poison message held others back: {stored(pipeline)} stored")
+    with pipeline.postgres.connect() as conn:
+        conn.execute("DROP TRIGGER reject_poison ON user_logins")
+    finish(cli(pipeline, "redrive", failpoint="after_send"), -signal.SIGKILL)
+    wait_until(lambda: sqs.dead_letter_depth(client) == 1, "the killed redrive's message is back", timeout=30)
+    redrive(sqs, pipeline.key)  # now a copy in the login queue from each redrive
+    if drain(sqs, pipeline.postgres, pipeline.key).duplicates != 1:
+        raise Unexpected("the two redriven copies were not stored as one message")
+    return count(pipeline, messages)
+
+
+def parallel_runs_trial(lab: Lab, trial: int, runs: int = 4, total: int = 10_000) -> Count:
+    """`runs` runs started together over `total` messages: no recovery run, nothing may be left."""
+    pipeline, messages = lab.pipeline(), Messages.generate(total)
+    if pipeline.sqs.send_all(messages.bodies):
+        raise Unexpected("seeding failed")
+    children = [cli(pipeline, "run", "--chunk-size", "500", "--receivers", "2") for _ in range(runs)]
+    for child in children:
+        finish(child, 0)
+    return count(pipeline, messages)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    trial: Callable[[Lab, int], Count]
+    trials: int
+    workers: int = 2  # trials at a time, each on its own queue pair and database
+
+    def run(self, lab: Lab) -> Count:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return sum(pool.map(lambda i: self.trial(lab, i), range(self.trials)), Count())
+
+
+def scenarios(trials: int) -> dict[str, Scenario]:
+    """The rows of the table, with `trials` trials per crash point and fewer of the slower faults."""
+    return {
+        **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials)
+           for point in CRASH_POINTS},
+        "SIGTERM mid-run": Scenario(sigterm_trial, max(1, trials // 5)),
+        "Postgres stopped mid-run": Scenario(postgres_stopped_trial, max(1, trials // 10), workers=1),
+        "poison -> dead-letter -> redrive": Scenario(poison_trial, max(1, trials // 10)),
+        "4 parallel runs, 10,000 messages": Scenario(parallel_runs_trial, 1),
+    }
+
+
+def table(rows: dict[str, tuple[int, Count]]) -> str:
+    width = max(len(name) for name in rows) + 2
+    lines = [f"{'fault point':<{width}}{'trials':>7}{'lost':>7}{'duplicated':>12}{'left in queue':>15}"]
+    lines += [f"{name:<{width}}{n:>7}{c.lost:>7}{c.duplicated:>12}{c.left:>15}" for name, (n, c) in rows.items()]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=10, help="trials per crash point (default 10)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="logins-chaos-") as folder:
+        environment = LocalEnvironment(Path(folder) / "services", sqs_port=free_port(), postgres_port=free_port())
+        lab = Lab(environment, environment.up(), Path(folder))
+        rows = {}
+        try:
+            for name, scenario in scenarios(args.trials).items():
+                started = time.monotonic()
+                rows[name] = (scenario.trials, scenario.run(lab))
+                print(f"{name}: {scenario.trials} trials in {time.monotonic() - started:.0f}s", file=sys.stderr,
+                      flush=True)
+        finally:
+            lab.close()
+            environment.down()
+    print(table(rows))
+    return 0 if all(c == Count() for _, c in rows.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""The fault scenarios of `make chaos` (chaos.py) against the session's services: every one must leave
+nothing lost, nothing duplicated and nothing in the queues. The table is printed at the end of the run."""
+
+import pytest
+
+from logins_pipeline_tests.chaos import Count, Lab, scenarios
+
+pytestmark = pytest.mark.integration
+
+TRIALS = 10  # per crash point
+SCENARIOS = scenarios(TRIALS)
+
+
+@pytest.fixture(scope="session")
+def lab(local_services, tmp_path_factory):
+    environment, env = local_services
+    lab = Lab(environment, env, tmp_path_factory.mktemp("chaos"))
+    yield lab
+    lab.close()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_fault_leaves_nothing_lost_doubled_or_behind(lab, chaos_table, name):
+    scenario = SCENARIOS[name]
+    chaos_table[name] = (scenario.trials, scenario.run(lab))
+    assert chaos_table[name][1] == Count()

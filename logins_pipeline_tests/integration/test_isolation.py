@@ -1,0 +1,38 @@
+"""When every message of a chunk fails outside the database, the run fails with an error that names no value."""
+
+import dataclasses
+import json
+
+import pytest
+
+from logins_pipeline.isolation import MAX_FAILED_ALONE, ChunkFailed, store
+from logins_pipeline_tests.chaos import Messages
+from logins_pipeline_tests.conftest import as_messages
+
+pytestmark = pytest.mark.integration
+
+
+class QuotingHash:
+    """Stands in for the masking key's hash state: a bug that raises with the value it was given."""
+
+    def copy(self):
+        return self
+
+    def update(self, data: bytes):
+        raise ValueError(f"cannot hash {data!r}")
+
+
+def test_a_bug_failing_every_message_is_reported_without_the_value(pipeline):
+    bodies = Messages.generate(3 * MAX_FAILED_ALONE).bodies
+    pii = [json.loads(body)[field] for body in bodies for field in ("ip", "device_id")]
+    broken_key = dataclasses.replace(pipeline.key, _inner=QuotingHash())
+
+    with pipeline.postgres.connect() as conn, pytest.raises(ChunkFailed) as raised:
+        store(conn, as_messages(bodies), broken_key)
+
+    text = str(raised.value)
+    assert text.startswith(f"ValueError for each of {MAX_FAILED_ALONE + 1} messages, at ")
+    assert text.endswith(" in update")  # where it was raised: QuotingHash.update
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+    assert [value for value in pii if value in text] == []
+    assert pipeline.scalar("SELECT count(*) FROM user_logins") == 0
