@@ -3,8 +3,9 @@
 Each group of up to 10 is received from the dead-letter queue, sent to the login queue, and only then deleted
 from the dead-letter queue, so a crash in between leaves a copy in both queues, never in neither. The copies
 carry their origin (first id and SentTimestamp, see core/origin.py), so the drain stores both as the same
-message: once, with the date it was first sent. SQS's own StartMessageMoveTask is not used: on AWS a moved
-message gets a new id, which would make a message that was stored before it was dead-lettered a new row.
+message: once, with the date it was first sent. SQS's own StartMessageMoveTask is not used: LocalStack keeps
+a moved message's id, but AWS is reported to give it a new one, which would make a message that was stored
+before it was dead-lettered a new row.
 """
 
 from dataclasses import dataclass

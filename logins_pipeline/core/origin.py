@@ -1,6 +1,6 @@
 """Where a redriven message came from, so that a redrive neither doubles a login nor changes its date.
 
-A message sent again gets a new MessageId and SentTimestamp (AWS's own dead-letter redrive does the same),
+A message sent again gets a new MessageId and SentTimestamp (AWS's own redrive is reported to do the same),
 so a message moved back from the dead-letter queue would no longer be a no-op if it had been stored
 before, and its create_date would become the day of the redrive. `logins-pipeline redrive` therefore
 sends it with the message attribute LoginsOrigin = "<first id> <first SentTimestamp ms> <HMAC>", and the

@@ -35,6 +35,7 @@ PG_DATABASE = "logins"
 PG_START_TIMEOUT_S = 30
 # sun_path is 108 bytes including the terminating NUL.
 MAX_UNIX_SOCKET_PATH = 107
+ROLE_LOCK = 7_452_020  # pg_advisory_xact_lock key for creating login roles
 
 LOCALSTACK_REQUIREMENTS = ("localstack-core[base-runtime]==2026.3.0", "cbor2<6", "pyopenssl<26.2")
 LOCALSTACK_SERVICES = ("sqs", "sns")  # SNS for the run-failure alerts; it adds nothing measurable to the start
@@ -155,7 +156,10 @@ class LocalPostgres:
     def ensure_login_role(self, role: str, group: str) -> None:
         """A LOGIN role in ``group`` (cluster-wide), its random password kept 0600 in the state folder."""
         password = private_secret(self._role_password_file(role), _random_password)
-        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
+        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn, conn.transaction():
+            # Roles are cluster-wide: concurrent callers (parallel test slices) would collide ("tuple
+            # concurrently updated"), so they take turns.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (ROLE_LOCK,))
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             statement = "ALTER ROLE {} LOGIN PASSWORD {}" if exists else "CREATE ROLE {} LOGIN PASSWORD {}"
             conn.execute(sql.SQL(statement).format(sql.Identifier(role), sql.Literal(password)))

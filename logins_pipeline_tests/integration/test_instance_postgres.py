@@ -77,6 +77,7 @@ def test_two_runs_launched_at_once_both_succeed_and_are_recorded_in_postgres(pip
         received = [
             record.asset_materialization.metadata["received"].value
             for record in instance.fetch_materializations(user_logins.key, limit=10).records
+            if record.run_id in run_ids  # a sensor tick in flight when it was stopped may add a run
         ]
     assert len(received) == 2 and sum(received) == 100
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99

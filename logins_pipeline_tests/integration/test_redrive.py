@@ -24,8 +24,7 @@ def test_status_redrive_run(pipeline):
     redrive = cli("redrive")
 
     assert redrive.stdout.strip() == "moved 1 message(s) from the dead-letter queue back to the login queue"
-    status = cli("status").stdout
-    assert "queue: 1 visible" in status and "dead-letter queue: 0" in status
+    assert (pipeline.sqs.queue_depth().visible, pipeline.sqs.dead_letter_depth(client)) == (1, 0)
     assert "1 received, 1 inserted" in cli("run").stdout
     [(stored_id, sent_ms)] = pipeline.query(
         "SELECT message_id, (extract(epoch FROM sent_at) * 1000)::bigint FROM user_logins")

@@ -83,7 +83,7 @@ def test_a_failure_before_commit_writes_no_vault_row_either(pipeline):
     pipeline.seed(bodies())
     with pipeline.postgres.connect() as conn:
         conn.execute("CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'x'; END $$;"
-                     "CREATE TRIGGER fail BEFORE INSERT ON login_quarantine EXECUTE FUNCTION fail()")
+                     "CREATE TRIGGER fail BEFORE INSERT ON user_logins EXECUTE FUNCTION fail()")
     with pytest.raises(psycopg.errors.RaiseException):
         ingest(pipeline)
     assert pipeline.scalar("SELECT count(*) FROM pii_vault.login_pii") == 0
