@@ -6,8 +6,9 @@ Starts its own Postgres and LocalStack on free loopback ports in a temporary fol
 own queue pair and database, and prints one line per fault: trials; messages lost (a valid message not in
 user_logins, or an invalid one not in login_quarantine); duplicated (a login stored more than once); and
 left in the queues (visible, in flight or dead-lettered) after the recovery run. Each figure should be 0,
-and the exit status is 1 if one is not. The job runs as `logins-pipeline run` in a child process; the
-faults are a real SIGKILL at a failpoint (failpoints.py), a real SIGTERM, and a real Postgres shutdown.
+and the exit status is 1 if one is not. The faulted job runs as `logins-pipeline run` in a child process;
+the faults are a real SIGKILL at a failpoint (failpoints.py), a real SIGTERM, a real Postgres shutdown and
+a trigger that rejects one message; the recovery runs after them are in-process drains.
 integration/test_faults.py runs the same trials in `make test`.
 """
 
