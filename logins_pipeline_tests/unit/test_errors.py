@@ -12,7 +12,7 @@ from logins_pipeline.errors import MAX_LENGTH, redact
         ("login from 203.0.113.9 rejected", "login from <ip> rejected"),
         ("login from 2001:db8::7 rejected", "login from <ip> rejected"),
         ("device 123-45-6789 seen", "device <number> seen"),
-        ("user 424cdd21-063a-43a7-b91b-7ca1a833afae", "user <id>"),
+        ("user 00000000-0000-4000-8000-000000000135", "user <id>"),
         ('invalid input syntax for type integer: "2.3.0"', "invalid input syntax for type integer: <quoted>"),
         ("Key (message_id)=(abc) already exists.", "Key (message_id)=(<value>) already exists."),
         ("cannot reach postgresql://postgres:secret@db:5432/logins now", "cannot reach <url> now"),

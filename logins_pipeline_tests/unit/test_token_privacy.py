@@ -18,7 +18,7 @@ KEY = MaskingKey.from_secret(os.urandom(32))
 OTHER_KEY = MaskingKey.from_secret(os.urandom(32))
 NETWORK = ipaddress.ip_network("10.20.0.0/16")
 VICTIM_IPS = ["10.20.0.7", "10.20.13.37", "10.20.99.99", "10.20.200.1", "10.20.255.254"]
-DEVICE_ID = "593-47-5928"
+DEVICE_ID = "900-00-0135"
 
 
 def exercise_mask(ip: str) -> str:
@@ -81,7 +81,7 @@ def test_same_value_same_token_across_parses_and_processes():
     here = pii_tokens(parse_masking_key(text, development=False), "10.20.0.7", DEVICE_ID)
     assert here == pii_tokens(parse_masking_key(text, development=False), "10.20.0.7", DEVICE_ID)
     program = ("import os; from logins_pipeline.core.masking import parse_masking_key, pii_tokens; "
-               "print(*pii_tokens(parse_masking_key(os.environ['K'], development=False), '10.20.0.7', '593-47-5928'))")
+               "print(*pii_tokens(parse_masking_key(os.environ['K'], development=False), '10.20.0.7', '900-00-0135'))")
     other_process = subprocess.run([sys.executable, "-c", program], env={**os.environ, "K": text},
                                    capture_output=True, text=True, check=True)
     assert tuple(other_process.stdout.split()) == here

@@ -26,8 +26,8 @@ KEY = MaskingKey.from_secret(bytes(range(32)))
 SENT_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 SAMPLE = Path(logins_pipeline.__file__).parent / "fixtures" / "sample_logins.json"
 REASONS = {v for k, v in vars(transform).items() if k.isupper() and isinstance(v, str)}
-IP, DEVICE_ID = "199.172.111.135", "593-47-5928"
-VALID = {"user_id": "424cdd21-063a-43a7-b91b-7ca1a833afae", "app_version": "2.3.0", "device_type": "android",
+IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
+VALID = {"user_id": "00000000-0000-4000-8000-000000000135", "app_version": "2.3.0", "device_type": "android",
          "ip": IP, "locale": "RU", "device_id": DEVICE_ID}
 DROP = object()  # marks a field to leave out of the body
 
@@ -158,14 +158,14 @@ def test_create_date_is_utc_date_of_sent_timestamp(local_timezone, sent_ms, zone
 
 def test_valid_row_values():
     event = {"user_id": " u-1 ", "app_version": " 3.7 ", "device_type": " IOS ", "ip": " 1.2.3.4 ",
-             "locale": "  ", "device_id": " 593-47-5928 ", "extra": {"ignored": True}}
+             "locale": "  ", "device_id": " 900-00-0135 ", "extra": {"ignored": True}}
     msg = message(json.dumps(event))
     [row] = build_batch([msg], KEY).rows.to_dict("records")
     assert row["message_id"] == msg.message_id
     assert (row["user_id"], row["device_type"], row["app_version"]) == ("u-1", "ios", 3_007_000)
     assert pd.isna(row["locale"])
     assert row["masked_ip"] == token(KEY, "ip", "1.2.3.4")
-    assert row["masked_device_id"] == token(KEY, "device_id", "593-47-5928")
+    assert row["masked_device_id"] == token(KEY, "device_id", "900-00-0135")
 
 
 @pytest.mark.parametrize(

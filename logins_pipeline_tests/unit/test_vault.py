@@ -11,7 +11,7 @@ from logins_pipeline.core.vault import VaultError, VaultKey, parse_vault_key
 
 KEY = VaultKey.from_secret(bytes(range(32)))
 OTHER_KEY = VaultKey.from_secret(b"\xff" * 32)
-IP, DEVICE_ID = "199.172.111.135", "593-47-5928"
+IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
 
 
 def test_round_trip_keeps_the_value_as_received():
