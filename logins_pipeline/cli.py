@@ -155,8 +155,11 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
 @click.option("--visibility-timeout", type=click.IntRange(min=1),
               help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]")
+@click.option("--build-processes", type=click.IntRange(0, 32),
+              help="Worker processes that build chunks of 1,000 messages or more; 0: none [default: the number "
+                   "of CPUs, at most 4]")
 @clear_errors
-def run(max_messages, chunk_size, receivers, visibility_timeout):
+def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
     from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
@@ -166,8 +169,9 @@ def run(max_messages, chunk_size, receivers, visibility_timeout):
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
+    defaulted = {} if build_processes is None else {"build_processes": build_processes}
     outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers,
-                             visibility_timeout=visibility_timeout)
+                             visibility_timeout=visibility_timeout, **defaulted)
     if not outcome.success:
         click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)

@@ -2,9 +2,10 @@
 
 A chunk's messages are deleted from SQS only after the transaction that stored them has committed, so a
 crash at any point loses nothing (the messages come back after the visibility timeout) and duplicates
-nothing (the second write of a message id is a no-op). A crash costs at most one chunk's work. While a
-chunk is in hand its messages stay invisible (visibility.py), and a message whose processing keeps failing
-is isolated from its chunk (isolation.py) and left for the dead-letter queue.
+nothing (the second write of a message id is a no-op). A crash costs only the work on the chunks in hand:
+the one being committed, those being built (one, or one per build worker: pipeline.py) and the one being
+received. While a chunk is in hand its messages stay invisible (visibility.py), and a message whose
+processing keeps failing is isolated from its chunk (isolation.py) and left for the dead-letter queue.
 """
 
 import threading
@@ -24,7 +25,8 @@ from logins_pipeline.core.origin import with_origin
 from logins_pipeline.core.transform import sent_at
 from logins_pipeline.core.vault import VaultKey
 from logins_pipeline.failpoints import failpoint
-from logins_pipeline.isolation import Stored, store
+from logins_pipeline.isolation import Stored
+from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.visibility import VisibilityHeartbeat
@@ -36,6 +38,7 @@ class DrainLimits:
     chunk_size: int = 5_000
     receivers: int = 4
     visibility_timeout: int | None = None  # seconds; default: the SQS resource's
+    build_processes: int = BUILD_PROCESSES  # worker processes building batches; 0 builds them in the run's own
 
 
 @dataclass
@@ -89,9 +92,9 @@ def drain(
     vault_key: VaultKey | None = None,
 ) -> DrainSummary:
     """Drain up to limits.max_messages, or until `stop` is set (then the chunk in flight is finished and
-    what was received after it goes back to the queue). Three stages overlap: while chunk N is validated
-    and committed, chunk N+1 is being received and chunk N-1 deleted; a chunk is deleted only after its
-    COMMIT."""
+    what was received after it goes back to the queue). The stages overlap: while chunk N is committed,
+    the next chunks are being built (pipeline.py) and received, and chunk N-1 deleted; a chunk is deleted
+    only after its COMMIT."""
     try:
         return _drain(sqs, postgres, key, limits, progress, stop or threading.Event(), vault_key)
     except psycopg.OperationalError as error:
@@ -133,13 +136,17 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
             finally:
                 heartbeat.release(messages)
 
+        def received_chunks():
+            receiving = receive_next()
+            while receiving is not None and (messages := receiving.result()) and not stop.is_set():
+                failpoint("after_receive")
+                receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
+                yield messages
+
         apply_migrations(conn)
         deleting = None
-        receiving = receive_next()
-        while receiving is not None and (messages := receiving.result()) and not stop.is_set():
-            failpoint("after_receive")
-            receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
-            stored = store(conn, messages, key, vault_key)  # COMMIT happens here ...
+        stored_chunks = store_chunks(conn, received_chunks(), key, vault_key, limits.build_processes)
+        for messages, stored in stored_chunks:  # COMMIT happens here ...
             failpoint("after_commit")
             heartbeat.release(stored.failed)
             if deleting is not None:

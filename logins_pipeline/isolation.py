@@ -17,7 +17,7 @@ import psycopg
 
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
-from logins_pipeline.core.transform import build_batch
+from logins_pipeline.core.transform import Batch, build_batch
 from logins_pipeline.core.vault import VaultKey
 from logins_pipeline.resources.postgres import write_batch
 
@@ -42,14 +42,17 @@ class Stored:
 
 
 def store(
-    conn: psycopg.Connection, messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None
+    conn: psycopg.Connection, messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None,
+    batch: Batch | None = None,
 ) -> Stored:
+    """`batch`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py)."""
     stored = Stored()
     parts = [messages]
     while parts:
         part = parts.pop()
         try:
-            batch = build_batch(part, key, vault_key)
+            if part is not messages or batch is None:
+                batch = build_batch(part, key, vault_key)
             result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
         except NOT_ABOUT_THE_MESSAGES:
             raise

@@ -34,6 +34,7 @@ from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalPostgres, free_port
+from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
 from logins_pipeline.redrive import redrive
 from logins_pipeline.resources.sqs import SQS_BATCH
 from logins_pipeline_tests.harness import DAGSTER_YAML, Pipeline, new_pipeline, sqs_resource
@@ -183,6 +184,20 @@ def crash_trial(lab: Lab, trial: int, point: str) -> Count:
     return count(pipeline, messages)
 
 
+def worker_crash_trial(lab: Lab, trial: int) -> Count:
+    """kill -9 after the second of three COMMITs, with chunks big enough to be built by worker processes: the
+    third chunk is then built, or being built, in a worker when the run dies."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * MIN_MESSAGES_FOR_A_WORKER)
+    pipeline.seed(messages.bodies)
+    child = cli(pipeline, "run", "--chunk-size", str(MIN_MESSAGES_FOR_A_WORKER), "--build-processes", "2",
+                "--visibility-timeout", str(VISIBILITY), failpoint="after_commit@2")
+    finish(child, -signal.SIGKILL)
+    if stored(pipeline) != 2 * MIN_MESSAGES_FOR_A_WORKER:
+        raise Unexpected(f"{stored(pipeline)} stored at the kill after the second COMMIT")
+    recover(pipeline)
+    return count(pipeline, messages)
+
+
 def sigterm_trial(lab: Lab, trial: int) -> Count:
     """SIGTERM to a run over a backlog: it must finish the chunk in flight (COMMIT, delete), receive no
     more, and hand what it had received after that straight back to the queue."""
@@ -277,6 +292,7 @@ def scenarios(trials: int) -> dict[str, Scenario]:
     return {
         **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials)
            for point in CRASH_POINTS},
+        "kill -9 with build workers": Scenario(worker_crash_trial, max(1, trials // 5)),
         "SIGTERM mid-run": Scenario(sigterm_trial, max(1, trials // 5)),
         "Postgres stopped mid-run": Scenario(postgres_stopped_trial, max(1, trials // 10), workers=1),
         "poison -> dead-letter -> redrive": Scenario(poison_trial, max(1, trials // 10)),

@@ -7,9 +7,11 @@ Each of minor and patch is 0..999; major is bounded by Postgres's integer (2**31
 stored without losing information. Missing parts count as 0, so "3.7" and "3.7.0" are the same version.
 """
 
+import functools
 import re
 
 INT32_MAX = 2**31 - 1
+SHORT = 32  # characters
 _VERSION = re.compile(r"(\d{1,10})(?:\.(\d{1,3})(?:\.(\d{1,3}))?)?", re.ASCII)
 
 
@@ -18,6 +20,12 @@ class InvalidAppVersion(ValueError):
 
 
 def encode_app_version(text: str) -> int:
+    # Few versions are in use at any time, and this runs once per message. Only short texts are cached:
+    # a version padded with megabytes of spaces is valid too, and must not fill memory.
+    return _encode_short(text) if len(text) <= SHORT else _encode(text)
+
+
+def _encode(text: str) -> int:
     match = _VERSION.fullmatch(text.strip())
     if match is None:
         raise InvalidAppVersion("app_version must be MAJOR[.MINOR[.PATCH]] with numeric parts, minor/patch <= 999")
@@ -26,6 +34,9 @@ def encode_app_version(text: str) -> int:
     if encoded > INT32_MAX:
         raise InvalidAppVersion(f"app_version major part too large (encoded value exceeds {INT32_MAX})")
     return encoded
+
+
+_encode_short = functools.lru_cache(maxsize=1024)(_encode)
 
 
 def decode_app_version(encoded: int) -> str:

@@ -16,6 +16,7 @@ from logins_pipeline.core.keys import fingerprint, parse_secret
 
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+TOKEN_LENGTH = 64
 TOKEN_PATTERN = r"^[0-9a-f]{64}\Z"  # \Z, not $: "$" also matches before a final newline
 
 
@@ -27,6 +28,8 @@ class MaskingKey:
     # in half the time hmac.new takes, and tokens are made twice per message.
     _inner: "hashlib._Hash" = field(repr=False, compare=False, default=None)
     _outer: "hashlib._Hash" = field(repr=False, compare=False, default=None)
+    # The inner state with "<domain> NUL" absorbed too, per domain, made on first use.
+    _domain_states: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_secret(cls, secret: bytes) -> "MaskingKey":
@@ -45,8 +48,13 @@ def parse_masking_key(text: str | None, *, development: bool) -> MaskingKey:
 def token(key: MaskingKey, domain: str, value: str | bytes) -> str:
     """HMAC-SHA-256(key, domain NUL value) as 64 hex characters."""
     data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
-    inner = key._inner.copy()
-    inner.update(domain.encode() + b"\x00" + data)
+    domain_state = key._domain_states.get(domain)
+    if domain_state is None:
+        domain_state = key._inner.copy()
+        domain_state.update(domain.encode() + b"\x00")
+        key._domain_states[domain] = domain_state
+    inner = domain_state.copy()
+    inner.update(data)
     outer = key._outer.copy()
     outer.update(inner.digest())
     return outer.hexdigest()

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import orjson
 import pandas as pd
 import pandera.pandas as pa
 
@@ -93,10 +94,41 @@ def _object_without_duplicate_keys(pairs: list) -> dict:
     return obj
 
 
+_FLAT_SCALARS = (str, int, bool, type(None))
+
+
+def _parse_flat_object(body: str) -> dict | None:
+    """The common body, a flat object of strings, integers, booleans and nulls without escapes, parsed by
+    orjson (3x faster); None for anything else, which the stdlib parser below handles strictly.
+
+    orjson keeps the last of two equal keys, so duplicates are found by counting quotes: without
+    backslashes every string of the text is a key or a string value, two quotes each, and a repeated key
+    leaves more strings in the text than in the parsed object. Floats are left to the strict path too
+    (orjson turns integers beyond 64 bits into floats)."""
+    if "\\" in body:
+        return None
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(value) is not dict:
+        return None
+    strings = len(value)
+    for item in value.values():
+        if type(item) is str:
+            strings += 1
+        elif type(item) not in _FLAT_SCALARS:
+            return None
+    return value if body.count('"') == 2 * strings else None
+
+
 def parse_body(body: str) -> dict:
     # A character is at most 4 UTF-8 bytes: only a long body needs encoding to be measured.
     if len(body) * 4 > MAX_BODY_BYTES and len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise Rejected(BODY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
+    flat = _parse_flat_object(body)
+    if flat is not None:
+        return flat
     try:
         value = json.loads(
             body.removeprefix("\ufeff"),  # one leading byte order mark: RFC 8259 lets a parser ignore it
@@ -127,7 +159,11 @@ FLAT_COLUMNS = ["message_id", "user_id", "device_type", "masked_ip", "masked_dev
 
 
 def _required_text(event: dict) -> tuple[str, ...]:
-    values = tuple(event.get(name) for name in REQUIRED_TEXT_FIELDS)
+    get = event.get
+    values = user_id, version, device_type, ip, device_id = (
+        get("user_id"), get("app_version"), get("device_type"), get("ip"), get("device_id"))
+    if str is type(user_id) is type(version) is type(device_type) is type(ip) is type(device_id):
+        return values
     if None in values:
         missing = [name for name, value in zip(REQUIRED_TEXT_FIELDS, values) if value is None]
         raise Rejected(MISSING_FIELD, "missing or null: " + ", ".join(missing))
@@ -146,11 +182,10 @@ def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> tup
     if locale is not None and type(locale) is not str:
         raise Rejected(WRONG_TYPE, f"locale must be a string or null, got {type(locale).__name__}")
     try:
-        ip = canonical_ip(ip)
+        masked_ip, masked_device_id = pii_tokens(key, ip, device_id)  # normalises both
     except ValueError:
         raise Rejected(INVALID_IP, "ip is not a valid IPv4 or IPv6 address") from None
-    device_id = normalise_device_id(device_id)
-    if not device_id:
+    if not normalise_device_id(device_id):
         raise Rejected(INVALID_DEVICE_ID, "device_id is empty")
     try:
         app_version = encode_app_version(version)
@@ -160,7 +195,8 @@ def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> tup
         message.message_id,
         user_id.strip(),
         device_type.strip().lower(),
-        *pii_tokens(key, ip, device_id),
+        masked_ip,
+        masked_device_id,
         locale.strip() or None if locale else None,
         app_version,
         message.sent_timestamp_ms,

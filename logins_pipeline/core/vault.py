@@ -35,6 +35,7 @@ class VaultEntry:
 
 @dataclass(frozen=True)
 class VaultKey:
+    secret: bytes = field(repr=False)
     key_id: str
     _siv: AESSIV = field(repr=False, compare=False)
 
@@ -43,7 +44,7 @@ class VaultKey:
         # AES-256-SIV takes 64 bytes; HKDF stretches any key of >= 32 random bytes to that, so both keys
         # of the platform have one format.
         derived = HKDF(hashes.SHA256(), length=64, salt=None, info=b"logins_pipeline vault AES-SIV").derive(secret)
-        return cls(key_id=fingerprint(secret, b"logins_pipeline vault key id"), _siv=AESSIV(derived))
+        return cls(secret=secret, key_id=fingerprint(secret, b"logins_pipeline vault key id"), _siv=AESSIV(derived))
 
     def seal(self, name: str, message_id: str, value: str) -> bytes:
         data = value.encode("utf-8", "surrogatepass")

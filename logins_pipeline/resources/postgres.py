@@ -100,7 +100,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
             # SELECT on it, and logins_writer may only INSERT into the vault.
             cur.execute(
                 "INSERT INTO pii_vault.login_pii (message_id, ip_ciphertext, device_id_ciphertext, vault_key_id)"
-                " SELECT * FROM unnest(%s::varchar[], %s::bytea[], %s::bytea[], %s::varchar[])"
+                " SELECT * FROM unnest(%b::varchar[], %b::bytea[], %b::bytea[], %b::varchar[])"  # binary: bytea as is
                 " ON CONFLICT DO NOTHING",
                 [list(column) for column in zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault))],
             )

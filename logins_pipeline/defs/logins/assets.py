@@ -13,6 +13,7 @@ from pydantic import Field
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
 from logins_pipeline.ingest import DrainLimits, DrainSummary, drain_until_interrupted
+from logins_pipeline.pipeline import BUILD_PROCESSES
 from logins_pipeline.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
@@ -62,6 +63,11 @@ class IngestConfig(dg.Config):
     max_messages: int = Field(default=100_000, ge=1, description="Stop after this many messages in one run")
     chunk_size: int = Field(default=5_000, ge=1, description="Messages per transaction (commit, then delete)")
     receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
+    build_processes: int = Field(
+        default=BUILD_PROCESSES, ge=0, le=32,
+        description="Worker processes that parse, mask and validate chunks of 1,000 messages or more while "
+        "the run writes the chunk before (default: the number of CPUs, at most 4; 0: none)",
+    )
     visibility_timeout: int | None = Field(
         default=None, ge=1,
         description="Seconds a received message stays hidden, renewed while its chunk is in hand "
@@ -129,7 +135,7 @@ def ingest_logins(
         )
 
     limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers,
-                         visibility_timeout=config.visibility_timeout)
+                         visibility_timeout=config.visibility_timeout, build_processes=config.build_processes)
     try:
         with redacted_errors():
             summary = drain_until_interrupted(

@@ -1,0 +1,125 @@
+"""Chunks stored in a pipeline that keeps the CPU and Postgres busy at the same time.
+
+Building a batch (parse, mask, validate) is Python CPU work; storing it is mostly Postgres's. A chunk big
+enough to be worth it is built in a worker process, up to `processes` chunks ahead, while this process
+stores the chunk before it. Chunks are still stored one at a time and in order, each in its own
+transaction, so a failure stops the pipeline with nothing after it written. A small chunk (a demo, the
+trickle a sensor tick finds) is built here: a round trip to a worker would cost more than it saves.
+
+Workers are forked, not spawned: a forked worker starts in milliseconds with everything imported, where a
+spawned one would spend longer importing pandas than a 100,000-message drain takes. A worker makes its own
+key objects from the secrets and uses nothing else of the parent's state, so a lock another thread of the
+parent held at the fork cannot block it. It ignores Ctrl-C (the parent decides how to stop) and exits
+when the parent dies, so a kill -9 of a run leaves no orphans.
+"""
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+import psycopg
+
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.transform import Batch, build_batch
+from logins_pipeline.core.vault import VaultKey
+from logins_pipeline.isolation import Stored, store
+
+BUILD_PROCESSES = min(4, os.cpu_count() or 1)
+MIN_MESSAGES_FOR_A_WORKER = 1_000
+
+_worker_keys: tuple[MaskingKey, VaultKey | None] | None = None
+
+
+def _start_worker(parent: int, secret: bytes, vault_secret: bytes | None) -> None:
+    global _worker_keys
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _worker_keys = MaskingKey.from_secret(secret), VaultKey.from_secret(vault_secret) if vault_secret else None
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _build_in_worker(messages: list[ReceivedMessage]) -> Batch:
+    key, vault_key = _worker_keys
+    return build_batch(messages, key, vault_key)
+
+
+class _Builder:
+    """Builds batches: big chunks in worker processes (started on the first), small ones here."""
+
+    def __init__(self, key: MaskingKey, vault_key: VaultKey | None, processes: int):
+        self.key, self.vault_key, self.processes = key, vault_key, processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, messages: list[ReceivedMessage]) -> Future:
+        if self.processes and len(messages) >= MIN_MESSAGES_FOR_A_WORKER:
+            try:
+                return self._workers().submit(_build_in_worker, messages)
+            except BrokenProcessPool:  # a worker died (killed, out of memory): build here from now on
+                self.processes = 0
+        built: Future = Future()
+        try:
+            built.set_result(build_batch(messages, self.key, self.vault_key))
+        except Exception as error:
+            built.set_exception(error)
+        return built
+
+    @property
+    def ahead(self) -> int:
+        """How many chunks may be building while the oldest is stored: none when they are built here."""
+        return self.processes if self._pool is not None else 0
+
+    def _workers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+                initargs=(os.getpid(), self.key.secret, self.vault_key.secret if self.vault_key else None),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _batch_or_none(built: Future) -> Batch | None:
+    """None if the chunk could not be built (or its worker died): `store` then builds it again here, in
+    parts, to isolate the message that fails."""
+    try:
+        return built.result()
+    except Exception:
+        return None
+
+
+def store_chunks(
+    conn: psycopg.Connection,
+    chunks: Iterable[list[ReceivedMessage]],
+    key: MaskingKey,
+    vault_key: VaultKey | None = None,
+    processes: int = BUILD_PROCESSES,
+) -> Iterator[tuple[list[ReceivedMessage], Stored]]:
+    """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over."""
+    builder = _Builder(key, vault_key, processes)
+    building: deque[tuple[list[ReceivedMessage], Future]] = deque()
+    try:
+        for messages in chunks:
+            building.append((messages, builder.submit(messages)))
+            while len(building) > builder.ahead:
+                messages, built = building.popleft()
+                yield messages, store(conn, messages, key, vault_key, _batch_or_none(built))
+        while building:
+            messages, built = building.popleft()
+            yield messages, store(conn, messages, key, vault_key, _batch_or_none(built))
+    finally:
+        builder.close()

@@ -1,0 +1,126 @@
+"""store_chunks: big chunks are built in worker processes, and the outcome is the one a build in the run's
+own process gives, faults included."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from logins_pipeline import pipeline as pipeline_module
+from logins_pipeline.core import transform
+from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER, store_chunks
+from logins_pipeline_tests.chaos import Messages
+from logins_pipeline_tests.conftest import as_messages
+
+pytestmark = pytest.mark.integration
+CHUNK = MIN_MESSAGES_FOR_A_WORKER
+
+
+def chunks(count: int) -> tuple[Messages, list[list]]:
+    generated = Messages.generate(count)
+    messages = as_messages(generated.bodies)
+    return generated, [messages[i : i + CHUNK] for i in range(0, count, CHUNK)]
+
+
+def table(pipeline) -> list[tuple]:
+    return pipeline.query("SELECT message_id, user_id, masked_ip, masked_device_id, app_version, create_date"
+                          " FROM user_logins ORDER BY message_id")
+
+
+def store_all(pipeline, parts, processes, vault_key=None) -> list:
+    with pipeline.postgres.connect() as conn:
+        return [stored for _, stored in store_chunks(conn, parts, pipeline.key, vault_key, processes)]
+
+
+def test_workers_store_what_the_run_itself_would(pipeline):
+    generated, parts = chunks(3 * CHUNK)
+    results = store_all(pipeline, parts, processes=2, vault_key=pipeline.vault_key)
+    by_workers = table(pipeline)
+    assert sum(r.inserted for r in results) == len(generated.valid)
+    assert sum(r.quarantined for r in results) == len(generated.invalid)
+    assert [r.committed for r in results] == parts  # in order, each chunk whole
+    assert pipeline.scalar("SELECT count(*) FROM pii_vault.login_pii") == len(generated.valid)
+
+    with pipeline.postgres.connect() as conn:
+        conn.execute("TRUNCATE user_logins, login_quarantine CASCADE")
+    store_all(pipeline, parts, processes=0, vault_key=pipeline.vault_key)
+    assert table(pipeline) == by_workers
+
+
+def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch):
+    """A worker is forked, so it has this test's fault too; the chunk is then built again here, in parts,
+    and only the message that fails alone is left out."""
+    generated, parts = chunks(2 * CHUNK)
+    poison = parts[1][17]
+    real = transform.parse_body
+
+    def parse_body(body):
+        if body == poison.body:
+            raise RuntimeError("a bug this message triggers")
+        return real(body)
+
+    monkeypatch.setattr(transform, "parse_body", parse_body)
+    results = store_all(pipeline, parts, processes=2)
+    assert [m.message_id for r in results for m in r.failed] == [poison.message_id]
+    assert sum(len(r.committed) for r in results) == 2 * CHUNK - 1
+    assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK - 1
+
+
+def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch):
+    generated, parts = chunks(4 * CHUNK)
+    real = pipeline_module._build_in_worker
+
+    def dies_on_the_second_chunk(messages):
+        if messages[0].message_id == parts[1][0].message_id:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(messages)
+
+    monkeypatch.setattr(pipeline_module, "_build_in_worker", dies_on_the_second_chunk)
+    results = store_all(pipeline, parts, processes=2)
+    assert [r.committed for r in results] == parts
+    assert sum(r.inserted + r.quarantined for r in results) == 4 * CHUNK
+
+
+def test_small_chunks_start_no_worker(pipeline, monkeypatch):
+    monkeypatch.setattr(pipeline_module, "ProcessPoolExecutor", None)  # would fail if used
+    _, parts = chunks(CHUNK)
+    small = [parts[0][: CHUNK // 2], parts[0][CHUNK // 2 :]]
+    results = store_all(pipeline, small, processes=2)
+    assert sum(len(r.committed) for r in results) == CHUNK
+
+
+WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
+    import os, sys, time
+    from logins_pipeline.core.masking import MaskingKey
+    from logins_pipeline.pipeline import _Builder
+    from logins_pipeline_tests.conftest import as_messages
+    builder = _Builder(MaskingKey.from_secret(bytes(32)), None, 2)
+    builder.submit(as_messages(["{}"] * 1000)).result()
+    builder.submit(as_messages(["{}"] * 1000)).result()
+    print(" ".join(str(p) for p in builder._pool._processes), flush=True)
+    time.sleep(60)
+""")
+
+
+def test_workers_exit_when_the_run_is_killed():
+    run = subprocess.Popen([sys.executable, "-c", WORKERS_OF_A_KILLED_RUN], stdout=subprocess.PIPE, text=True)
+    workers = [int(pid) for pid in run.stdout.readline().split()]
+    assert workers
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in workers if alive(pid)] == []
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
