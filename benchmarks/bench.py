@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,7 +38,7 @@ from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
 
-CHUNK = 5_000
+CHUNK = DrainLimits().chunk_size  # as a run does it
 SENT_MS = 1_700_000_000_000
 
 
@@ -146,7 +146,7 @@ def _one_run(args) -> tuple[int, float]:
 def parallel_runs(pool, sqs: SQSResource, postgres: PostgresResource, key_text: str, runs: int) -> tuple[int, float]:
     """`runs` separate processes draining the same queue, as parallel Dagster runs would."""
     started = time.perf_counter()
-    results = pool.map(_one_run, [(sqs.queue_url, postgres.dsn, key_text, 2)] * runs)
+    results = list(pool.map(_one_run, [(sqs.queue_url, postgres.dsn, key_text, 2)] * runs))
     return sum(r for r, _ in results), time.perf_counter() - started
 
 
@@ -190,11 +190,12 @@ def fmt(value: float) -> str:
 
 def run(args) -> str:
     rows: list[tuple[str, str, str]] = []  # (path, figure, note)
-    spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="logins-bench-") as tmp:
         bench = Bench(Path(tmp))
         key_text = bench.env[settings.MASKING_KEY]
-        pool = spawn.Pool(4)
+        # Separate processes, as runs are; not multiprocessing.Pool, whose daemonic workers may not start the
+        # runs' build workers.
+        pool = ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn"))
         try:
             core_bodies = bodies(args.core_messages)
             baseline_bodies = core_bodies[: args.baseline_messages]
@@ -259,14 +260,14 @@ def run(args) -> str:
                          f"{args.sensor_ticks} ticks, max {max(ticks):.0f} ms; target < 200 ms, no run requested"))
 
             million = (bench.database().dsn, key_text, args.drain_messages)
-            million_rate, peak_kib, worker_kib = pool.apply(_drain_million, (million,))
+            million_rate, peak_kib, worker_kib = pool.submit(_drain_million, million).result()
             total_mib = (peak_kib + BUILD_PROCESSES * worker_kib) / 1024
             rows.append((f"{args.drain_messages:,}-msg drain through the core path: peak RSS",
                          f"{peak_kib / 1024:,.0f} MiB + {BUILD_PROCESSES} x {worker_kib / 1024:,.0f} MiB",
                          f"run process + build workers (shared pages counted in each): at most {total_mib:,.0f} MiB "
                          f"in all; {fmt(million_rate)} msgs/s incl. generating the bodies; target < 1 GiB"))
         finally:
-            pool.terminate()
+            pool.shutdown(cancel_futures=True)
             bench.local.down()
     return report(rows, args)
 

@@ -151,7 +151,7 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 
 @main.command()
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=5_000, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
 @click.option("--visibility-timeout", type=click.IntRange(min=1),
               help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]")

@@ -35,7 +35,7 @@ from logins_pipeline.visibility import VisibilityHeartbeat
 @dataclass(frozen=True)
 class DrainLimits:
     max_messages: int = 100_000
-    chunk_size: int = 5_000
+    chunk_size: int = 10_000
     receivers: int = 4
     visibility_timeout: int | None = None  # seconds; default: the SQS resource's
     build_processes: int = BUILD_PROCESSES  # worker processes building batches; 0 builds them in the run's own

@@ -13,6 +13,7 @@ parent held at the fork cannot block it. It ignores Ctrl-C (the parent decides h
 when the parent dies, so a kill -9 of a run leaves no orphans.
 """
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -39,6 +40,7 @@ _worker_keys: tuple[MaskingKey, VaultKey | None] | None = None
 
 def _start_worker(parent: int, secret: bytes, vault_secret: bytes | None) -> None:
     global _worker_keys
+    gc.freeze()  # the parent's objects, inherited: the worker's collections need not walk (and copy) them
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _worker_keys = MaskingKey.from_secret(secret), VaultKey.from_secret(vault_secret) if vault_secret else None

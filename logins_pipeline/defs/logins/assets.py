@@ -61,7 +61,7 @@ login_quarantine = dg.AssetSpec(
 
 class IngestConfig(dg.Config):
     max_messages: int = Field(default=100_000, ge=1, description="Stop after this many messages in one run")
-    chunk_size: int = Field(default=5_000, ge=1, description="Messages per transaction (commit, then delete)")
+    chunk_size: int = Field(default=10_000, ge=1, description="Messages per transaction (commit, then delete)")
     receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
     build_processes: int = Field(
         default=BUILD_PROCESSES, ge=0, le=32,
