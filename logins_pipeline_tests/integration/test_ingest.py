@@ -12,7 +12,7 @@ from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.resources.postgres import apply_migrations, migrations, write_batch
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.run import run_ingest_job
-from logins_pipeline_tests.conftest import sample_events
+from logins_pipeline_tests.conftest import as_messages, sample_events
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +79,18 @@ def test_committed_but_not_deleted_then_redelivered_gives_no_duplicate(pipeline)
     summary = drain(pipeline.sqs, pipeline.postgres, pipeline.key)
 
     assert (summary.received, summary.inserted, summary.quarantined, summary.duplicates) == (100, 0, 0, 100)
+    assert_sample_stored_once(pipeline)
+
+
+def test_a_chunk_of_old_and_new_messages_stores_only_the_new(pipeline):
+    """The straight COPY into user_logins fails on the old ones and is undone; the staging path stores the
+    rest, in the same transaction, with the quarantine rows."""
+    messages = as_messages(sample_bodies())
+    with pipeline.postgres.connect() as conn:
+        first = write_batch(conn, build_batch(messages[:60], pipeline.key))
+        again = write_batch(conn, build_batch(messages[40:], pipeline.key))
+    assert (first.inserted + first.quarantined, first.duplicates) == (60, 0)
+    assert (again.inserted + again.quarantined, again.duplicates) == (40, 20)
     assert_sample_stored_once(pipeline)
 
 
