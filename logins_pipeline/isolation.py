@@ -43,16 +43,17 @@ class Stored:
 
 def store(
     conn: psycopg.Connection, messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None,
-    batch: Batch | None = None,
+    prebuilt: Batch | None = None,
 ) -> Stored:
-    """`batch`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py)."""
+    """`prebuilt`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py); the halves of
+    a failing chunk are built here."""
     stored = Stored()
     parts = [messages]
     while parts:
         part = parts.pop()
         try:
-            if part is not messages or batch is None:
-                batch = build_batch(part, key, vault_key)
+            usable = part is messages and prebuilt is not None
+            batch = prebuilt if usable else build_batch(part, key, vault_key)
             result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
         except NOT_ABOUT_THE_MESSAGES:
             raise
