@@ -11,10 +11,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from logins_pipeline import settings
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import free_port
+from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
 from logins_pipeline_tests.chaos import table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
 
@@ -65,6 +67,22 @@ def local_services(tmp_path_factory):
     env = environment.up()
     yield environment, env
     environment.down()
+
+
+@pytest.fixture(scope="session")
+def aws_like_proxy(local_services):
+    _, env = local_services
+    with AwsLikeSQS(env[settings.AWS_ENDPOINT_URL_SQS]) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def aws_like(aws_like_proxy) -> AwsLikeSQS:
+    """The AWS-behaviour proxy in front of the session's SQS server, set to AWS_LIKE and its counts reset;
+    a test may configure it further."""
+    aws_like_proxy.configure(**AWS_LIKE)
+    aws_like_proxy.reset()
+    return aws_like_proxy
 
 
 @pytest.fixture
