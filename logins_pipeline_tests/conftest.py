@@ -14,7 +14,7 @@ import pytest
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment
-from logins_pipeline.local.services import free_port
+from logins_pipeline.local.services import LOCALSTACK_DEPLOY_SERVICES, LOCALSTACK_SERVICES, free_port
 from logins_pipeline_tests.chaos import table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
 
@@ -60,7 +60,8 @@ def as_messages(bodies: list[str], sent_timestamp_ms: int = 1_700_000_000_000) -
 @pytest.fixture(scope="session")
 def local_services(tmp_path_factory):
     environment = LocalEnvironment(
-        tmp_path_factory.mktemp("local-services"), sqs_port=free_port(), postgres_port=free_port()
+        tmp_path_factory.mktemp("local-services"), sqs_port=free_port(), postgres_port=free_port(),
+        aws_services=LOCALSTACK_SERVICES + LOCALSTACK_DEPLOY_SERVICES,
     )
     env = environment.up()
     yield environment, env
