@@ -32,12 +32,19 @@ run_coordinator:
 """
 
 
+# Tables that tests record with record_property(name, text), printed at the end under these headings.
+REPORTED_PROPERTIES = {
+    "brute_force": "brute-force demonstration",  # test_token_privacy
+    "iam_calls": "AWS calls of the code -> IAM action -> IAM role (deploy/cloudformation)",  # test_iam_least_privilege
+}
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """Show the brute-force demonstration's figures (test_token_privacy) and the faults' table at the end."""
+    """Show the recorded tables (REPORTED_PROPERTIES) and the faults' table at the end."""
     reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
     for name, text in (p for r in reports for p in r.user_properties):
-        if name == "brute_force":
-            terminalreporter.write_sep("-", "brute-force demonstration")
+        if name in REPORTED_PROPERTIES:
+            terminalreporter.write_sep("-", REPORTED_PROPERTIES[name])
             terminalreporter.write_line(text)
     rows = config.stash.get(CHAOS_TABLE, {})
     if rows:
