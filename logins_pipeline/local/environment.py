@@ -103,6 +103,7 @@ class LocalEnvironment:
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
             settings.AWS_ENDPOINT_URL_SNS: self.sqs.endpoint_url,
             settings.AWS_REGION: REGION,
+            settings.AWS_DEFAULT_REGION: REGION,
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
             settings.QUEUE_URL: queue_url,
