@@ -85,6 +85,7 @@ class CallRecorder:
 
     def __init__(self, resource=resource_of, context=lambda service, params: ()):
         self.calls: list[Call] = []
+        self.requests: list[tuple[str, dict]] = []  # (operation, parameters) of every call, in order
         self._role = "unassigned"
         self._resource = resource
         self._context = context
@@ -99,6 +100,7 @@ class CallRecorder:
 
     def _record(self, params, model, context, **_):
         prefix = model.service_model.signing_name
+        self.requests.append((model.name, dict(params)))
         self.calls.append(Call(
             self._role, model.name, iam_action(prefix, model.name),
             self._resource(prefix, params, context["client_region"]),

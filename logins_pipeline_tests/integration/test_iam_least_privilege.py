@@ -27,7 +27,7 @@ from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests import iam
 from logins_pipeline_tests.harness import new_pipeline, sqs_resource
 from logins_pipeline_tests.integration.test_alerts import failed_run_context
-from logins_pipeline_tests.stack import aws_client, create_pipeline_stack
+from logins_pipeline_tests.stack import aws_client, create_pipeline_stack, policies_of_stack, policy
 
 pytestmark = pytest.mark.integration
 
@@ -48,28 +48,6 @@ ACCEPTED_FINDINGS = {"RESOURCE_STAR"}
 def invoke(command: str, env: dict) -> None:
     result = CliRunner().invoke(cli_main, [command], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-
-
-def policies_of_stack(env: dict, outputs: dict) -> dict[str, dict]:
-    """Every managed policy of the stack's roles, by name, as LocalStack's IAM holds it."""
-    client = aws_client("iam", env)
-    documents = {}
-    for role_arn in (value for key, value in outputs.items() if key.endswith("RoleArn")):
-        role = role_arn.rsplit("/", 1)[1]
-        for attached in client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
-            if ":aws:policy/" in attached["PolicyArn"]:  # AWS's own (AmazonECSTaskExecutionRolePolicy)
-                continue
-            policy = client.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
-            version = client.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
-            documents[attached["PolicyName"]] = version["PolicyVersion"]["Document"]
-        for name in client.list_role_policies(RoleName=role)["PolicyNames"]:
-            documents[f"{role}/{name}"] = client.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-    return {name: json.loads(d) if isinstance(d, str) else d for name, d in documents.items()}
-
-
-def policy(documents: dict[str, dict], logical_id: str) -> dict:
-    [document] = [d for name, d in documents.items() if f"-{logical_id}-" in name]
-    return document
 
 
 def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cfnlint.decode.cfn_yaml import loads as load_cfn_yaml
 
 from logins_pipeline_tests.stack import ECS_TEMPLATE, PIPELINE_TEMPLATE, REPO
 
@@ -50,3 +51,25 @@ def test_the_ecs_instance_is_the_packaged_one_but_for_the_launcher_and_tls():
         "sslmode": "verify-full", "sslrootcert": "/etc/ssl/certs/rds-global-bundle.pem"}
     del ecs["run_launcher"], packaged["run_launcher"]
     assert ecs == packaged
+
+
+def _env_names(node) -> set[str]:
+    """The variables a dagster.yaml section reads: `{env: NAME}` values and the names in env_vars."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return {name for key, value in node.items() for name in
+                (set(value) if key == "env_vars" else _env_names(value))}
+    if isinstance(node, list):
+        return {name for item in node for name in _env_names(item)}
+    return set()
+
+
+@pytest.mark.parametrize("task_definition", ["DaemonTaskDefinition", "WebserverTaskDefinition"])
+def test_the_launcher_and_the_storage_find_their_variables_on_the_daemon_and_webserver(task_definition):
+    """Both instantiate the run launcher (the daemon launches, the webserver terminates) and the storage."""
+    wanted = _env_names(yaml.safe_load(ECS_DAGSTER_YAML.read_text()))
+    [container] = load_cfn_yaml(ECS_TEMPLATE.read_text())["Resources"][task_definition]["Properties"]["ContainerDefinitions"]
+    present = {item["Name"] for item in container["Environment"]} | {item["Name"] for item in container["Secrets"]}
+    assert wanted - present == set()
+    assert {"AWS_DEFAULT_REGION", "LOGINS_RUN_TASK_ROLE_ARN", "DAGSTER_PG_PASSWORD"} <= wanted  # read as it should
