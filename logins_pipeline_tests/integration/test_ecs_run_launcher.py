@@ -18,17 +18,16 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
-import dagster as dg
+import boto3
 import pytest
 import yaml
 from cfnlint.decode.cfn_yaml import loads as load_cfn_yaml
-from dagster._core.test_utils import in_process_test_workspace
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.server import ThreadedMotoServer
 
 from logins_pipeline.local.services import free_port
 from logins_pipeline_tests import iam
+from logins_pipeline_tests.launchers import CODE_SERVER_SECRETS, launchable_run
 from logins_pipeline_tests.stack import ECS_TEMPLATE, REPO, create_pipeline_stack, policies_of_stack, policy
 
 pytestmark = pytest.mark.integration
@@ -150,14 +149,10 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     outputs = create_pipeline_stack(base_env)
     launcher_policy = policy(policies_of_stack(base_env, outputs), "DagsterLauncherPolicy")
     env = daemon_environment(outputs, {"Image": IMAGE, "DagsterDbHost": "dagster.example.internal"})
-    # The code server's secrets, which resolve the run's config when it is created here; the launcher must
-    # pass them to ECS by ARN only.
-    code_server_secrets = {"LOGINS_POSTGRES_DSN": "postgresql://writer:s3cr3t-dsn@db/logins",
-                           "LOGINS_MASKING_KEY": "s3cr3t-masking-key"}
-    for name, value in {**env, **code_server_secrets}.items():
+    for name, value in {**env, **CODE_SERVER_SECRETS}.items():
         monkeypatch.setenv(name, value)
 
-    import boto3  # clients for the setup, made before recording starts
+    # Clients for the setup, made before recording starts.
     ecs, ec2 = boto3.client("ecs", region_name=REGION), boto3.client("ec2", region_name=REGION)
     cluster = "logins-pipeline"
     daemon_task, subnet, group = start_daemon_task(ecs, ec2, cluster)
@@ -166,17 +161,8 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
 
     recorder = iam.CallRecorder(resource=ecs_resource, context=ecs_context)
     launcher_config = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]
-    origin = LoadableTargetOrigin(module_name="logins_pipeline.definitions", working_directory=str(REPO))
     with recorder.recording(), recorder.role("launcher"), \
-            dg.instance_for_test(overrides={"run_launcher": launcher_config}, temp_dir=str(tmp_path)) as instance, \
-            in_process_test_workspace(instance, origin, container_image=IMAGE) as workspace:
-        [location_name] = workspace.code_location_names
-        [repository] = workspace.get_code_location(location_name).get_repositories().values()
-        remote_job = repository.get_full_job("ingest_logins_job")
-        from logins_pipeline.definitions import defs
-        run = instance.create_run_for_job(
-            job_def=defs.resolve_job_def("ingest_logins_job"), remote_job_origin=remote_job.get_remote_origin(),
-            job_code_origin=remote_job.get_python_origin())
+            launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, workspace):
         instance.launch_run(run.run_id, workspace)
         task_arn = instance.get_run_by_id(run.run_id).tags["ecs/task_arn"]
         assert instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id)).status.value == "RUNNING"
@@ -196,7 +182,7 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/logins-pipeline"
 
     sent_to_ecs = json.dumps(recorder.requests, default=str)
-    assert not [value for value in code_server_secrets.values() if value in sent_to_ecs]
+    assert not [value for value in CODE_SERVER_SECRETS.values() if value in sent_to_ecs]
 
     run_task = requests["RunTask"]
     assert run_task["taskDefinition"] == registered["family"] and registered["family"].startswith("logins-run_")
