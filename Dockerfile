@@ -35,6 +35,9 @@ RUN mkdir -p /opt/dagster/home/storage /opt/dagster/ecs /opt/dagster/app \
 COPY logins_pipeline/dagster.yaml /opt/dagster/home/dagster.yaml
 # The instance on ECS (DAGSTER_HOME=/opt/dagster/ecs, set by deploy/cloudformation/dagster-ecs.yaml).
 COPY deploy/ecs/dagster.yaml /opt/dagster/ecs/dagster.yaml
+# Amazon RDS's CA bundle, so that production connects with sslmode=verify-full (docs/deploy.md).
+ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
+RUN chmod 0644 /etc/ssl/certs/rds-global-bundle.pem
 COPY docker/workspace.docker.yaml /opt/dagster/workspace.docker.yaml
 
 WORKDIR /opt/dagster/app
