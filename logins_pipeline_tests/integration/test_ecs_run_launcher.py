@@ -15,7 +15,6 @@ names a daemon task started in moto.
 import http.server
 import json
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -37,7 +36,7 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/logins-pipeline:2026.12.1"
 ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
 RUN_SECRETS = {"LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn", "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
                "LOGINS_VAULT_KEY": "VaultKeySecretArn", "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn"}
-RUN_ENVIRONMENT = {"AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL", "LOGINS_ALERT_SNS_TOPIC_ARN",
+RUN_ENVIRONMENT = {"DAGSTER_HOME", "AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL", "LOGINS_ALERT_SNS_TOPIC_ARN",
                    "LOGINS_ENVIRONMENT", "LOGINS_LOG_FORMAT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_HOST",
                    "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_RUN_JOB_NAME"}
 
