@@ -120,3 +120,17 @@ def test_the_sample_ends_as_99_rows_and_1_quarantined_through_aws_like_sqs(pipel
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
     assert pipeline.query("SELECT reason FROM login_quarantine") == [("missing_field",)]
     assert pipeline.left_in_queues() == 0
+
+
+def test_over_limit_pauses_a_receiver_instead_of_failing_the_run(pipeline, aws_like):
+    """AWS refuses receives with OverLimit while the queue has ~120,000 messages in flight (four runs at
+    their defaults can hold that many); the SDK does not retry it."""
+    aws_like.configure(over_limit=0.2, error_rate=0)
+    messages = Messages.generate(200)
+    pipeline.seed(messages.bodies)
+
+    summary = drain_through(pipeline, aws_like, DrainLimits(chunk_size=100, receivers=2, build_processes=0))
+
+    assert aws_like.calls()["errors"]["over limit"] > 0
+    assert summary.received == 200
+    assert count(pipeline, messages) == Count()
