@@ -114,23 +114,6 @@ def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
 
 # --- end to end through the local SQS server ----------------------------------------------------------
 
-def bare_drain(sqs: SQSResource, receivers: int) -> tuple[int, float]:
-    """The server's own rate: receive 10 + DeleteMessageBatch, no processing."""
-    lock, count = threading.Lock(), [0]
-
-    def worker(_):
-        client = sqs.client()
-        while batch := sqs.receive(client):
-            sqs.delete(batch, client)
-            with lock:
-                count[0] += len(batch)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(receivers) as pool:
-        list(pool.map(worker, range(receivers)))
-    return count[0], time.perf_counter() - started
-
-
 def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, key, receivers: int) -> tuple[int, float]:
     summary = drain(sqs, postgres, key, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
     return summary.received, summary.seconds
@@ -157,10 +140,10 @@ def parallel_runs(pool, sqs: SQSResource, postgres: PostgresResource, key_text: 
 AWS_LIKE_BENCH = {"receive": "uniform", "false_empty": 0.05, "error_rate": 0.01, "bandwidth": None}
 
 
-def bare_drain_until_dry(sqs: SQSResource, threads: int) -> tuple[int, float]:
-    """receive 10 + DeleteMessageBatch on `threads` threads, no processing. A short or empty receive proves
-    nothing on AWS, so a thread stops as the pipeline's receivers do: after two empty receives in a row, if
-    the queue then shows nothing visible."""
+def bare_drain(sqs: SQSResource, threads: int) -> tuple[int, float]:
+    """The server's own rate: receive 10 + DeleteMessageBatch on `threads` threads, no processing. A short or
+    empty receive proves nothing on AWS, so a thread stops as the pipeline's receivers do: after two empty
+    receives in a row, if the queue then shows nothing visible."""
     lock, count = threading.Lock(), [0]
 
     def worker(_):
@@ -229,7 +212,7 @@ def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> l
         assert queue.send_all(e2e_bodies, senders=4) == 0
         return SQSResource(queue_url=queue.queue_url, region_name="us-east-1", endpoint_url=proxy.endpoint_url)
 
-    bare_received, bare_seconds = bare_drain_until_dry(seeded(), receivers)
+    bare_received, bare_seconds = bare_drain(seeded(), receivers)
     bare = bare_received / bare_seconds
     ours = aws_like_run(seeded(), bench.database(), bench.key, receivers, proxy)
     calls, floor = ours.calls_per_message(), ours.floor()

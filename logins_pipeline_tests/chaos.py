@@ -146,6 +146,16 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -
         time.sleep(0.05)
 
 
+def taken_while(running: Callable[[], bool], pipeline: Pipeline) -> list[dict]:
+    """What another consumer receives from the pipeline's queue while `running()` (it hides what it takes)."""
+    other, taken = sqs_resource(pipeline.env).client(), []
+    while running():
+        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
+                                         VisibilityTimeout=30, WaitTimeSeconds=1)
+        taken += response.get("Messages", [])
+    return taken
+
+
 def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
     """New runs, each after the visibility timeout, until the queue is empty (for at most a minute)."""
     sqs = sqs_resource(pipeline.env, wait_time_seconds=0)

@@ -12,7 +12,7 @@ import pytest
 from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
-from logins_pipeline_tests.chaos import Count, Messages, count, wait_until
+from logins_pipeline_tests.chaos import Count, Messages, count, taken_while, wait_until
 from logins_pipeline_tests.conftest import sample_events
 from logins_pipeline_tests.harness import sqs_resource
 
@@ -96,11 +96,7 @@ def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_l
     depths = []
     wait_until(lambda: depths.append(pipeline.sqs.queue_depth()) or depths[-1].visible == 0,
                "the run has received every message")
-    other, taken = sqs_resource(pipeline.env).client(), []
-    while drained.is_alive():
-        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
-                                         VisibilityTimeout=30, WaitTimeSeconds=1)
-        taken += response.get("Messages", [])
+    taken = taken_while(drained.is_alive, pipeline)
     drained.join()
 
     assert depths[-1].in_flight == most
