@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from logins_pipeline.failpoints import VARIABLE as FAILPOINT
-from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.ingest import DrainLimits, ServiceFailed, drain
 from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
-from logins_pipeline_tests.chaos import Count, Messages, count, taken_while, wait_until
+from logins_pipeline_tests.chaos import Count, Messages, count, recover, stored, taken_while, wait_until
 from logins_pipeline_tests.conftest import sample_events
 from logins_pipeline_tests.harness import sqs_resource
 
@@ -129,4 +129,34 @@ def test_over_limit_pauses_a_receiver_instead_of_failing_the_run(pipeline, aws_l
 
     assert aws_like.calls()["errors"]["over limit"] > 0
     assert summary.received == 200
+    assert count(pipeline, messages) == Count()
+
+
+def test_errors_that_outlive_the_retries_fail_the_run_and_lose_nothing(pipeline, aws_like, monkeypatch):
+    """Every call fails once the first chunk is stored: the SDK's retries (5 attempts, with backoff) run
+    out, the run fails with the SQS error, nothing uncommitted was deleted, and a later run stores the rest
+    exactly once."""
+    aws_like.configure(error_rate=0)
+    messages = Messages.generate(200)
+    pipeline.seed(messages.bodies)
+    monkeypatch.setenv(FAILPOINT, "after_commit:0.5")
+    failures = []
+
+    def run() -> None:
+        try:
+            drain_through(pipeline, aws_like, DrainLimits(chunk_size=20, receivers=1, visibility_timeout=3))
+        except ServiceFailed as error:
+            failures.append(str(error))
+
+    drained = threading.Thread(target=run)
+    drained.start()
+    wait_until(lambda: stored(pipeline) >= 20, "a chunk is stored")
+    aws_like.configure(error_rate=1.0)
+    drained.join()
+    assert failures and failures[0].startswith("SQS failed: ClientError")
+    assert 20 <= stored(pipeline) < 200 and stored(pipeline) % 20 == 0
+
+    aws_like.configure(error_rate=0)
+    monkeypatch.delenv(FAILPOINT)
+    recover(pipeline, visibility=3)
     assert count(pipeline, messages) == Count()
