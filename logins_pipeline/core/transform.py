@@ -6,6 +6,7 @@ as a `Rejection` with a reason code. Neither holds plaintext PII, and no reason 
 
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -67,6 +68,8 @@ class Batch:
     # With the vault on, the encrypted originals of each row's ip and device_id. Not a column of `rows`:
     # the MaskedLogin schema stays the shape of user_logins, and ciphertext never enters the frame.
     vault: list[VaultEntry] = field(default_factory=list)
+    # The process that built it: a worker's (pipeline.py) or the run's own.
+    built_by: int = field(default_factory=os.getpid, compare=False)
 
     def reasons(self) -> Counter:
         return Counter(r.reason for r in self.rejections)
