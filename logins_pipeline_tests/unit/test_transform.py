@@ -432,20 +432,20 @@ def check_exactly_once(texts: list[str]):
     return result
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(bodies, max_size=12))
 def test_every_message_exactly_once(texts):
     check_exactly_once(texts)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(valid_events.map(json.dumps) | nearly_valid_events.map(json.dumps), min_size=1, max_size=12))
 def test_every_message_exactly_once_late_failures(texts):
     """Mostly rows that fail only in schema validation, mixed with valid ones: each row keeps its message."""
     check_exactly_once(texts)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(valid_events, min_size=1, max_size=8))
 def test_valid_events_all_become_rows(events):
     result = batch(*(json.dumps(e) for e in events))
