@@ -6,6 +6,7 @@ environment's LOGINS_POSTGRES_DSN is a logins_writer login, and the vault is on.
 import json
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -84,13 +85,13 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
 
 
 @pytest.fixture
-def instance(pipeline) -> dg.DagsterInstance:
+def instance(pipeline) -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test(temp_dir=str(pipeline.dagster_home)) as test_instance:
         yield test_instance
 
 
 @pytest.fixture
-def webserver(pipeline, tmp_path) -> DagsterUI:
+def webserver(pipeline, tmp_path) -> Iterator[DagsterUI]:
     """dagster-webserver on this test's slice of the services, launching runs itself (no daemon)."""
     (pipeline.dagster_home / "dagster.yaml").write_text(WEBSERVER_ONLY_DAGSTER_YAML)
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ), log_dir=tmp_path) as ui:

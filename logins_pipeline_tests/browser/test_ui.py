@@ -45,7 +45,9 @@ def launched_run_id(page) -> str:
     """The run id of the "Launched run 1a2b3c4d  View" toast: its short id, completed from its View link."""
     toast = page.get_by_text(LAUNCHED)
     toast.wait_for(timeout=30_000)
-    short_id = LAUNCHED.search(toast.inner_text()).group(1)
+    launched = LAUNCHED.search(toast.inner_text())
+    assert launched is not None
+    short_id = launched.group(1)
     return page.locator(f'a[href^="/runs/{short_id}"]').first.get_attribute("href").rsplit("/", 1)[1]
 
 

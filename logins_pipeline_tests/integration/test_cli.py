@@ -19,7 +19,7 @@ COMMAND = str(Path(sys.executable).parent / "logins-pipeline")
 
 def cli(*args: str, **env_overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_overrides}
-    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([COMMAND, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -78,7 +78,7 @@ def test_wrong_queue_is_one_clear_line(pipeline):
 
 def test_missing_setting_is_one_clear_line(pipeline):
     env = {k: v for k, v in os.environ.items() if k != settings.QUEUE_URL}
-    result = subprocess.run([COMMAND, "status"], capture_output=True, text=True, env=env)
+    result = subprocess.run([COMMAND, "status"], capture_output=True, text=True, env=env, check=False)
     assert_one_line_error(result, settings.QUEUE_URL)
 
 

@@ -76,7 +76,7 @@ def test_workers_store_what_the_run_itself_would(pipeline, built_by):
 def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, built_by):
     """A worker is forked, so it has this test's fault too; the chunk is then built again here, in parts,
     and only the message that fails alone is left out."""
-    generated, parts = chunks(2 * CHUNK)
+    _, parts = chunks(2 * CHUNK)
     poison = parts[1][17]
     real = transform.parse_body
 
@@ -94,7 +94,7 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, b
 
 
 def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, built_by):
-    generated, parts = chunks(4 * CHUNK)
+    _, parts = chunks(4 * CHUNK)
     monkeypatch.setattr(workers, "DIES_ON", parts[1][0].message_id)
     monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
     results = store_all(pipeline, parts, processes=2)
@@ -126,6 +126,7 @@ WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
 
 def test_workers_exit_when_the_run_is_killed():
     run = subprocess.Popen([sys.executable, "-c", WORKERS_OF_A_KILLED_RUN], stdout=subprocess.PIPE, text=True)
+    assert run.stdout is not None
     pids = [int(pid) for pid in run.stdout.readline().split()]
     assert pids
     run.send_signal(signal.SIGKILL)

@@ -19,7 +19,7 @@ def test_definitions_validate():
 def test_workspace_validates_with_the_dagster_cli():
     dagster = Path(sys.executable).parent / "dagster"
     result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
 
 

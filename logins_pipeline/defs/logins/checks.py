@@ -4,7 +4,7 @@ import dagster as dg
 
 from logins_pipeline.core.masking import TOKEN_PATTERN
 from logins_pipeline.defs.logins.assets import user_logins
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 
 # name -> (description, SQL counting the offending rows)
 TABLE_CHECKS = {
@@ -31,7 +31,7 @@ def user_logins_checks(postgres: PostgresResource):
     with postgres.connect() as conn:
         apply_migrations(conn)
         for name, (_, sql) in TABLE_CHECKS.items():
-            offending = conn.execute(sql).fetchone()[0]
+            offending = scalar(conn, sql)
             yield dg.AssetCheckResult(
                 check_name=name, asset_key=user_logins.key, passed=offending == 0,
                 metadata={"offending_rows": offending},
