@@ -10,7 +10,7 @@ from logins_pipeline.defs.logins.assets import GROUP, ingest_logins
 from logins_pipeline.local.browser import chromium_page, open_lineage
 from logins_pipeline_tests.conftest import sample_events
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 ASSETS = [key.to_user_string() for key in ingest_logins.keys]
 EDGE_STROKE = "var(--color-lineage-edge)"  # how Dagster 1.13 draws a lineage edge

@@ -5,7 +5,7 @@ import pytest
 
 from logins_pipeline_tests.chaos import Count, Lab, scenarios
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRIALS = 10  # per crash point
 SCENARIOS = scenarios(TRIALS)

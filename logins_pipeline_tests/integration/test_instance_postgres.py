@@ -18,7 +18,7 @@ from logins_pipeline.local.dagster_ui import dagster_ui
 from logins_pipeline.local.environment import dagster_instance_env, write_dagster_yaml
 from logins_pipeline_tests.conftest import REPO, sample_events
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FRESHNESS = """
 query Freshness($key: AssetKeyInput!) { assetNodes(assetKeys: [$key]) { freshnessStatusInfo { freshnessStatus } } }
