@@ -35,8 +35,9 @@ demo: up
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline status
 
 # The Dagster UI and daemon (sensor running) on http://127.0.0.1:$(UI_PORT), against the same local services.
+# `exec`: make passes a SIGTERM on to dg itself, which stops the webserver, daemon and code servers it started.
 dev: up
-	$(LOCAL_ENV) && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+	$(LOCAL_ENV) && exec $(BIN)/dg dev -h 127.0.0.1 -p $(UI_PORT)
 
 # docs/lineage.png: the asset lineage in the Dagster UI on the local services, from headless Chromium.
 screenshot: up browser

@@ -1,4 +1,4 @@
-"""The vault key, from the environment only. The vault is optional: see definitions.resources_from_env."""
+"""The vault key, from the environment only. The vault is optional: see defs.resources.resources_from_env."""
 
 import dagster as dg
 from pydantic import Field

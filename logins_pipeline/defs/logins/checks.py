@@ -3,7 +3,7 @@
 import dagster as dg
 
 from logins_pipeline.core.masking import TOKEN_PATTERN
-from logins_pipeline.defs.logins.assets import user_logins
+from logins_pipeline.defs.logins import assets
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 
 # name -> (description, SQL counting the offending rows)
@@ -25,7 +25,10 @@ TABLE_CHECKS = {
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=user_logins.key, description=text) for name, (text, _) in TABLE_CHECKS.items()]
+    specs=[
+        dg.AssetCheckSpec(name, asset=assets.user_logins.key, description=text)
+        for name, (text, _) in TABLE_CHECKS.items()
+    ]
 )
 def user_logins_checks(postgres: PostgresResource):
     with postgres.connect() as conn:
@@ -33,6 +36,6 @@ def user_logins_checks(postgres: PostgresResource):
         for name, (_, sql) in TABLE_CHECKS.items():
             offending = scalar(conn, sql)
             yield dg.AssetCheckResult(
-                check_name=name, asset_key=user_logins.key, passed=offending == 0,
+                check_name=name, asset_key=assets.user_logins.key, passed=offending == 0,
                 metadata={"offending_rows": offending},
             )
