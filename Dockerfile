@@ -30,9 +30,14 @@ RUN pip install --no-deps /tmp/src \
 
 # DAGSTER_HOME must be writable by the app user (Dagster keeps small state files there, and storage/ is a
 # shared volume in Compose for compute logs); dagster.yaml itself stays owned by root, read-only to the app.
-RUN mkdir -p /opt/dagster/home/storage /opt/dagster/app \
- && chown dagster:dagster /opt/dagster/home /opt/dagster/home/storage /opt/dagster/app
+RUN mkdir -p /opt/dagster/home/storage /opt/dagster/ecs /opt/dagster/app \
+ && chown dagster:dagster /opt/dagster/home /opt/dagster/home/storage /opt/dagster/ecs /opt/dagster/app
 COPY logins_pipeline/dagster.yaml /opt/dagster/home/dagster.yaml
+# The instance on ECS (DAGSTER_HOME=/opt/dagster/ecs, set by deploy/cloudformation/dagster-ecs.yaml).
+COPY deploy/ecs/dagster.yaml /opt/dagster/ecs/dagster.yaml
+# Amazon RDS's CA bundle, so that production connects with sslmode=verify-full (docs/deploy.md).
+ADD https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem
+RUN chmod 0644 /etc/ssl/certs/rds-global-bundle.pem
 COPY docker/workspace.docker.yaml /opt/dagster/workspace.docker.yaml
 
 WORKDIR /opt/dagster/app

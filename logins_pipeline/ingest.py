@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -28,7 +28,7 @@ from logins_pipeline.failpoints import failpoint
 from logins_pipeline.isolation import Stored
 from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
-from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.resources.sqs import ReceivedChunk, SQSResource
 from logins_pipeline.visibility import VisibilityHeartbeat
 
 
@@ -111,24 +111,18 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
     started = time.monotonic()
     summary = DrainSummary()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
-    requested = 0
+    received = 0  # messages received so far: what counts against limits.max_messages
 
     with (
         postgres.connect() as conn,
         VisibilityHeartbeat(sqs, timeout) as heartbeat,  # left after the pool: deletes finish first
         ThreadPoolExecutor(max_workers=2) as pool,
     ):
-        def receive(wanted: int) -> list[ReceivedMessage]:
-            received = sqs.receive_chunk(wanted, limits.receivers, timeout)
-            return heartbeat.hold([with_origin(m, key) for m in received])
-
-        def receive_next():
-            nonlocal requested
-            wanted = min(limits.chunk_size, limits.max_messages - requested)
+        def receive_next() -> Future[ReceivedChunk] | None:
+            wanted = min(limits.chunk_size, limits.max_messages - received)
             if wanted <= 0 or stop.is_set():
                 return None
-            requested += wanted
-            return pool.submit(receive, wanted)
+            return pool.submit(sqs.receive_chunk, wanted, limits.receivers, timeout, heartbeat.hold, stop)
 
         def delete(messages: list[ReceivedMessage]) -> int:
             try:
@@ -137,26 +131,35 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
                 heartbeat.release(messages)
 
         def received_chunks():
+            nonlocal received
             receiving = receive_next()
-            while receiving is not None and (messages := receiving.result()) and not stop.is_set():
+            while receiving is not None:
+                chunk = receiving.result()
+                if not chunk.messages or stop.is_set():
+                    return
                 failpoint("after_receive")
-                receiving = receive_next()  # prefetch: at most one chunk ahead, so memory stays bounded
-                yield messages
+                received += len(chunk.messages)
+                # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry
+                receiving = None if chunk.dry else receive_next()
+                yield [with_origin(m, key) for m in chunk.messages]
 
-        apply_migrations(conn)
-        deleting = None
-        stored_chunks = store_chunks(conn, received_chunks(), key, vault_key, limits.build_processes)
-        for messages, stored in stored_chunks:  # COMMIT happens here ...
-            failpoint("after_commit")
-            heartbeat.release(stored.failed)
+        try:
+            apply_migrations(conn)
+            deleting = None
+            stored_chunks = store_chunks(conn, received_chunks(), key, vault_key, limits.build_processes)
+            for messages, stored in stored_chunks:  # COMMIT happens here ...
+                failpoint("after_commit")
+                heartbeat.release(stored.failed)
+                if deleting is not None:
+                    summary.delete_failures += deleting.result()
+                deleting = pool.submit(delete, stored.committed)  # ... and only then delete
+                _record(summary, messages, stored)
+                summary.seconds = time.monotonic() - started
+                progress(summary)
             if deleting is not None:
                 summary.delete_failures += deleting.result()
-            deleting = pool.submit(delete, stored.committed)  # ... and only then delete
-            _record(summary, messages, stored)
-            summary.seconds = time.monotonic() - started
-            progress(summary)
-        if deleting is not None:
-            summary.delete_failures += deleting.result()
+        finally:
+            stop.set()  # a receive still filling a chunk stops; what it holds goes back to the queue
     summary.seconds = time.monotonic() - started
     return summary
 

@@ -30,9 +30,10 @@ from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import Batch, build_batch
 from logins_pipeline.core.vault import VaultKey
+from logins_pipeline.cpus import available_cpus
 from logins_pipeline.isolation import Stored, store
 
-BUILD_PROCESSES = min(4, os.cpu_count() or 1)
+BUILD_PROCESSES = min(4, available_cpus())  # the container's CPU limit, not the host's cores (cpus.py)
 MIN_MESSAGES_FOR_A_WORKER = 1_000
 
 _worker_keys: tuple[MaskingKey, VaultKey | None] | None = None

@@ -32,6 +32,10 @@ POSTGRES_ADMIN_DSN = "LOGINS_POSTGRES_ADMIN_DSN"  # the schema's owner: migrate,
 PII_READER_DSN = "LOGINS_PII_READER_DSN"  # a login in the pii_reader role: reveal
 ANALYST_DSN = "LOGINS_ANALYST_DSN"  # a login in the analyst role (the local services' demo user)
 
+# Not read by the code (it passes AWS_REGION to boto3 itself), but by the stock clients: the AWS CLI v1
+# and botocore look for AWS_DEFAULT_REGION, not AWS_REGION. `logins-pipeline env` exports both.
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+
 # Optional.
 AWS_ENDPOINT_URL_SNS = "AWS_ENDPOINT_URL_SNS"  # read by boto3 itself; unset for real AWS
 ALERT_SNS_TOPIC_ARN = "LOGINS_ALERT_SNS_TOPIC_ARN"  # run-failure alerts are published here; unset: none

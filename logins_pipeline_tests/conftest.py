@@ -13,10 +13,12 @@ import dagster as dg
 import hypothesis
 import pytest
 
+from logins_pipeline import settings
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment
-from logins_pipeline.local.services import free_port
+from logins_pipeline.local.services import LOCALSTACK_DEPLOY_SERVICES, LOCALSTACK_SERVICES, free_port
+from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
 from logins_pipeline_tests.chaos import table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
 
@@ -40,12 +42,19 @@ run_coordinator:
 """
 
 
+# Tables that tests record with record_property(name, text), printed at the end under these headings.
+REPORTED_PROPERTIES = {
+    "brute_force": "brute-force demonstration",  # test_token_privacy
+    "iam_calls": "AWS calls of the code -> IAM action -> IAM role (deploy/cloudformation)",  # test_iam_least_privilege
+}
+
+
 def pytest_terminal_summary(terminalreporter, config):
-    """Show the brute-force demonstration's figures (test_token_privacy) and the faults' table at the end."""
+    """Show the recorded tables (REPORTED_PROPERTIES) and the faults' table at the end."""
     reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
     for name, text in (p for r in reports for p in r.user_properties):
-        if name == "brute_force":
-            terminalreporter.write_sep("-", "brute-force demonstration")
+        if name in REPORTED_PROPERTIES:
+            terminalreporter.write_sep("-", REPORTED_PROPERTIES[name])
             terminalreporter.write_line(text)
     rows = config.stash.get(CHAOS_TABLE, {})
     if rows:
@@ -68,11 +77,28 @@ def as_messages(bodies: list[str], sent_timestamp_ms: int = 1_700_000_000_000) -
 @pytest.fixture(scope="session")
 def local_services(tmp_path_factory):
     environment = LocalEnvironment(
-        tmp_path_factory.mktemp("local-services"), sqs_port=free_port(), postgres_port=free_port()
+        tmp_path_factory.mktemp("local-services"), sqs_port=free_port(), postgres_port=free_port(),
+        aws_services=LOCALSTACK_SERVICES + LOCALSTACK_DEPLOY_SERVICES,
     )
     env = environment.up()
     yield environment, env
     environment.down()
+
+
+@pytest.fixture(scope="session")
+def aws_like_proxy(local_services):
+    _, env = local_services
+    with AwsLikeSQS(env[settings.AWS_ENDPOINT_URL_SQS]) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def aws_like(aws_like_proxy) -> AwsLikeSQS:
+    """The AWS-behaviour proxy in front of the session's SQS server, set to AWS_LIKE and its counts reset;
+    a test may configure it further."""
+    aws_like_proxy.configure(**AWS_LIKE)
+    aws_like_proxy.reset()
+    return aws_like_proxy
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The resources and the console logger of every run, configured from the environment."""
 
 import os
+from typing import Any
 
 import dagster as dg
 
@@ -18,7 +19,7 @@ def _optional_env(name: str) -> dg.EnvVar | str:
     return dg.EnvVar(name) if os.environ.get(name) else ""
 
 
-def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+def resources_from_env() -> dict[str, Any]:
     """Resources configured from the environment; secrets stay EnvVar references (never shown in the UI).
 
     The vault is on when LOGINS_VAULT_KEY is set as the code location loads. Its value is still read at run

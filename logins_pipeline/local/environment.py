@@ -16,6 +16,7 @@ import boto3
 from logins_pipeline import settings
 from logins_pipeline.core.keys import development_key
 from logins_pipeline.local.services import (
+    LOCALSTACK_SERVICES,
     PG_DATABASE,
     PG_SUPERUSER,
     LocalPostgres,
@@ -79,13 +80,15 @@ def write_dagster_yaml(dagster_home: Path) -> None:
 
 
 class LocalEnvironment:
-    def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None):
+    def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None,
+                 aws_services: tuple[str, ...] = LOCALSTACK_SERVICES):
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.env_file = self.state_dir / "env.json"
         self.key_file = self.state_dir / "masking.key"
         self.vault_key_file = self.state_dir / "vault.key"
         self.dagster_home = self.state_dir / "dagster_home"
-        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", "4566")))
+        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", "4566")),
+                            services=aws_services)
         self.postgres = LocalPostgres(
             self.state_dir, postgres_port or int(os.environ.get("LOGINS_LOCAL_POSTGRES_PORT", "54329"))
         )
@@ -106,6 +109,7 @@ class LocalEnvironment:
             settings.AWS_ENDPOINT_URL_SQS: self.sqs.endpoint_url,
             settings.AWS_ENDPOINT_URL_SNS: self.sqs.endpoint_url,
             settings.AWS_REGION: REGION,
+            settings.AWS_DEFAULT_REGION: REGION,
             settings.AWS_ACCESS_KEY_ID: "test",
             settings.AWS_SECRET_ACCESS_KEY: "test",
             settings.QUEUE_URL: queue_url,

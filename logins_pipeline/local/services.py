@@ -45,8 +45,14 @@ PG_START_TIMEOUT_S = 30
 MAX_UNIX_SOCKET_PATH = 107
 ROLE_LOCK = 7_452_020  # pg_advisory_xact_lock key for creating login roles
 
-LOCALSTACK_REQUIREMENTS = ("localstack-core[base-runtime]==2026.3.0", "cbor2<6", "pyopenssl<26.2")
+# moto-ext, aws-sam-translator and jsonpath-ng: LocalStack's CloudFormation and Secrets Manager need them (the base
+# runtime alone cannot load those services).
+LOCALSTACK_REQUIREMENTS = ("localstack-core[base-runtime]==2026.3.0", "cbor2<6", "pyopenssl<26.2",
+                           "moto-ext==5.1.54", "aws-sam-translator==1.115.0", "jsonpath-ng==1.7.0")
 LOCALSTACK_SERVICES = ("sqs", "sns")  # SNS for the run-failure alerts; it adds nothing measurable to the start
+# The tests also create deploy/cloudformation/logins-pipeline.yaml through LocalStack's CloudFormation. These
+# three add about 6 s to the start (they load eagerly), so only the test session asks for them.
+LOCALSTACK_DEPLOY_SERVICES = ("cloudformation", "iam", "secretsmanager")
 LOCALSTACK_START_TIMEOUT_S = 60
 LOCALSTACK_STOP_GRACE_S = 3
 LOG_TAIL_LINES = 20
@@ -276,8 +282,10 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 class LocalSQS:
     """LocalStack (SQS and SNS) running on the host from its own Python 3.13 venv, on 127.0.0.1:<port>."""
 
-    def __init__(self, state_dir: Path, port: int = 4566, venv_dir: Path | None = None) -> None:
+    def __init__(self, state_dir: Path, port: int = 4566, venv_dir: Path | None = None,
+                 services: tuple[str, ...] = LOCALSTACK_SERVICES) -> None:
         self.port = port
+        self.services = services
         self.root = Path(state_dir).resolve() / "localstack"
         self.pid_file = self.root / "localstack.pid"
         self.log_file = self.root / "localstack.log"
@@ -340,7 +348,7 @@ class LocalSQS:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": os.environ.get("HOME", str(self.root)),
-            "SERVICES": ",".join(LOCALSTACK_SERVICES),
+            "SERVICES": ",".join(self.services),
             "EAGER_SERVICE_LOADING": "1",
             "GATEWAY_SERVER": "hypercorn",
             "GATEWAY_LISTEN": listen,
@@ -386,4 +394,4 @@ class LocalSQS:
                 services = json.load(response).get("services", {})
         except (OSError, ValueError):
             return False
-        return all(services.get(name) in ("running", "available") for name in LOCALSTACK_SERVICES)
+        return all(services.get(name) in ("running", "available") for name in self.services)

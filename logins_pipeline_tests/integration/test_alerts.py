@@ -4,7 +4,6 @@ topic, and a queue subscribed to it receives the run id, the job and the error, 
 import json
 import uuid
 
-import boto3
 import dagster as dg
 import pytest
 from psycopg import sql
@@ -14,6 +13,7 @@ from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.resources.alerts import SNSAlertResource
 from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
+from logins_pipeline_tests.stack import aws_client
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +26,6 @@ CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'login from % rejected', {value}; END $$;
 CREATE TRIGGER fail_insert BEFORE INSERT ON user_logins FOR EACH STATEMENT EXECUTE FUNCTION fail_insert();
 """
-
-
-def aws_client(service: str, env: dict):
-    return boto3.client(
-        service, region_name=env[settings.AWS_REGION], endpoint_url=env[settings.AWS_ENDPOINT_URL_SQS],
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ nothing lost, nothing duplicated and nothing in the queues. The table is printed
 
 import pytest
 
+from logins_pipeline_tests.aws_like_sqs import AWS_LIKE
 from logins_pipeline_tests.chaos import Count, Lab, scenarios
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -12,9 +13,10 @@ SCENARIOS = scenarios(TRIALS)
 
 
 @pytest.fixture(scope="session")
-def lab(local_services, tmp_path_factory):
+def lab(local_services, aws_like_proxy, tmp_path_factory):
     environment, env = local_services
-    lab = Lab(environment, env, tmp_path_factory.mktemp("chaos"))
+    aws_like_proxy.configure(**AWS_LIKE)
+    lab = Lab(environment, env, tmp_path_factory.mktemp("chaos"), aws_like_proxy)
     yield lab
     lab.close()
 

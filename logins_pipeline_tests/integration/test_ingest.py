@@ -70,7 +70,7 @@ def test_committed_but_not_deleted_then_redelivered_gives_no_duplicate(pipeline)
     pipeline.seed(sample_bodies())
     sqs = short_visibility(pipeline)
     messages: list[ReceivedMessage] = []
-    while chunk := sqs.receive_chunk(100 - len(messages), receivers=2):
+    while chunk := sqs.receive_chunk(100 - len(messages), receivers=2).messages:
         messages += chunk
     assert len({m.message_id for m in messages}) == 100
     with pipeline.postgres.connect() as conn:

@@ -91,7 +91,7 @@ def test_a_failure_before_commit_writes_no_vault_row_either(pipeline):
 
 def test_a_redelivered_batch_adds_no_vault_row(pipeline):
     pipeline.seed(bodies(10))
-    messages = pipeline.sqs.receive_chunk(10, receivers=1)
+    messages = pipeline.sqs.receive_chunk(10, receivers=1).messages
     batch = build_batch(messages, pipeline.key, pipeline.vault_key)
     with writer(pipeline).connect() as conn:
         first, again = write_batch(conn, batch), write_batch(conn, batch)

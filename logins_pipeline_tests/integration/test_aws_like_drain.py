@@ -1,0 +1,126 @@
+"""The drain against SQS behaving as AWS does (aws_like_sqs.py in front of the real local server): partial
+receives, false empties, latency, retryable errors. The fault trials under the same behaviour are rows of
+test_faults.py; the figures (rates, calls per message) are `make bench`'s."""
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from logins_pipeline.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
+from logins_pipeline_tests.chaos import Count, Messages, count, wait_until
+from logins_pipeline_tests.conftest import sample_events
+from logins_pipeline_tests.harness import sqs_resource
+
+pytestmark = pytest.mark.integration
+
+
+def through(pipeline, proxy, **settings):
+    """The pipeline's SQS resource, calling the queue through the proxy."""
+    return sqs_resource(pipeline.env, endpoint_url=proxy.endpoint_url, **settings)
+
+
+def drain_through(pipeline, proxy, limits: DrainLimits, **settings):
+    return drain(through(pipeline, proxy, **settings), pipeline.postgres, pipeline.key, limits)
+
+
+def test_the_proxy_speaks_both_protocols_and_applies_its_knobs(pipeline, aws_like):
+    aws_like.configure(latency=0, receive="1", false_empty=0, error_rate=0)
+    pipeline.seed([json.dumps({"n": i}) for i in range(5)])
+    sqs = through(pipeline, aws_like)
+    assert len(sqs.receive(sqs.client(), 10)) == 1  # JSON protocol, a receive lowered to 1 message
+
+    def query(action: str, **params) -> httpx.Response:
+        form = {"Action": action, "Version": "2012-11-05", "QueueUrl": pipeline.sqs.queue_url, **params}
+        return httpx.post(aws_like.endpoint_url, data=form, timeout=10)
+
+    answer = query("ReceiveMessage", MaxNumberOfMessages="10")
+    assert answer.status_code == 200 and answer.text.count("<Message>") == 1  # query protocol, lowered too
+    aws_like.configure(false_empty=1.0)
+    assert "<ReceiveMessageResult/>" in query("ReceiveMessage").text
+    aws_like.configure(false_empty=0, error_rate=1.0, seed=3)
+    assert {query("GetQueueAttributes").status_code for _ in range(12)} == {400, 500}
+    calls = aws_like.calls()
+    assert calls["by_action"] == {"ReceiveMessage": 3, "GetQueueAttributes": 12}
+    assert (calls["false_empties"], calls["receive_messages"], sum(calls["errors"].values())) == (1, 2, 12)
+
+
+def test_chunks_stay_full_while_a_backlog_waits(pipeline, aws_like):
+    """Receives of 1..10 at random, 5% false empties and 2% errors: every chunk but the last is full, one run
+    takes the whole backlog, and a steady drain renews no visibility (nothing comes near its timeout)."""
+    messages = Messages.generate(2_000)
+    assert pipeline.sqs.send_all(messages.bodies) == 0
+
+    summary = drain_through(pipeline, aws_like, DrainLimits(chunk_size=600, receivers=4, build_processes=0))
+
+    assert summary.chunks == 4  # 600, 600, 600 and the rest
+    assert "ChangeMessageVisibilityBatch" not in aws_like.calls()["by_action"]
+    left = count(pipeline, messages)  # a receive whose answer was lost left its messages hidden, in the queue
+    assert (left.duplicated, left.lost) == (0, left.left) and summary.received == 2_000 - left.left
+
+
+def test_false_empties_do_not_end_a_run_and_an_empty_queue_ends_it_in_seconds(pipeline, aws_like):
+    aws_like.configure(false_empty=0.3, error_rate=0)
+    messages = Messages.generate(300)
+    pipeline.seed(messages.bodies)
+
+    summary = drain_through(pipeline, aws_like, DrainLimits(chunk_size=50, receivers=1, build_processes=0))
+
+    assert (summary.received, summary.chunks) == (300, 6)
+    assert count(pipeline, messages) == Count()
+    started = time.monotonic()
+    assert drain_through(pipeline, aws_like, DrainLimits(receivers=4)).received == 0
+    assert time.monotonic() - started < 10  # two empty 1 s long polls per receiver, then the queue's count
+
+
+def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_like, monkeypatch):
+    """A run holds at most (build workers + 2) chunks for long (one committing, one building per worker, one
+    received ahead; a deleted chunk is released as its delete ends). The first COMMIT here waits 30 s, so
+    the run holds all of them, and with a 12 s visibility timeout every message must be renewed, at 50 ms a
+    call, while another consumer polls the queue and must get none. (The timeout is short for a test, and
+    the local server renews about 100 messages per second on this machine's two cores, so the renewals of
+    4,000 messages take a third of the timeout, as 50,000 messages would take of the default 120 s.)"""
+    chunk, workers = MIN_MESSAGES_FOR_A_WORKER, 2
+    most = (workers + 2) * chunk
+    messages = Messages.generate(most)
+    assert pipeline.sqs.send_all(messages.bodies) == 0
+    aws_like.configure(latency=0.05, error_rate=0)
+    monkeypatch.setenv(FAILPOINT, "after_commit@1:30")
+    limits = DrainLimits(chunk_size=chunk, receivers=4, build_processes=workers, visibility_timeout=12)
+    drained = threading.Thread(target=drain_through, args=(pipeline, aws_like, limits))
+    drained.start()
+    depths = []
+
+    def nothing_visible() -> bool:
+        depths.append(pipeline.sqs.queue_depth())
+        return depths[-1].visible == 0
+
+    wait_until(nothing_visible, "the run has received every message")
+    other, taken = sqs_resource(pipeline.env).client(), []
+    while drained.is_alive():
+        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
+                                         VisibilityTimeout=30, WaitTimeSeconds=1)
+        taken += response.get("Messages", [])
+    drained.join()
+
+    assert depths[-1].in_flight == most
+    assert aws_like.calls()["by_action"]["ChangeMessageVisibilityBatch"] >= most // 10
+    assert taken == []
+    assert count(pipeline, messages) == Count()
+
+
+def test_the_sample_ends_as_99_rows_and_1_quarantined_through_aws_like_sqs(pipeline, aws_like):
+    pipeline.seed([json.dumps(event) for event in sample_events()])
+    sqs = through(pipeline, aws_like, visibility_timeout=2)
+    deadline = time.monotonic() + 60
+    while pipeline.left_in_queues() and time.monotonic() < deadline:  # a lost receive answer: 2 s hidden
+        drain(sqs, pipeline.postgres, pipeline.key, DrainLimits(chunk_size=30))
+        time.sleep(0.5)
+    assert pipeline.scalar("SELECT count(DISTINCT message_id) FROM user_logins") == 99
+    assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
+    assert pipeline.query("SELECT reason FROM login_quarantine") == [("missing_field",)]
+    assert pipeline.left_in_queues() == 0
