@@ -6,8 +6,11 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from logins_pipeline import pipeline as pipeline_module
@@ -93,12 +96,40 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, b
     assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK - 1
 
 
-def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, built_by):
+@pytest.fixture
+def unstuck() -> Iterator[threading.Event]:
+    """A watchdog for a pool that cannot stop: after a minute it SIGKILLs this process's forked workers (its
+    children with its command line), so that a hang fails the test instead of the suite. Set if it had to."""
+    fired = threading.Event()
+
+    def kill_workers() -> None:
+        fired.set()
+        me = psutil.Process()
+        for child in me.children():
+            if child.cmdline() == me.cmdline():
+                child.kill()
+
+    watchdog = threading.Timer(60, kill_workers)
+    watchdog.start()
+    yield fired
+    watchdog.cancel()
+
+
+def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, built_by, unstuck):
+    """The first chunk is still being built by the other worker when the second one's worker dies: the pool
+    stops that worker with a SIGTERM, which a Dagster run (execute_in_process, the run worker) maps to
+    KeyboardInterrupt in its process, so in the workers it forks too."""
     _, parts = chunks(4 * CHUNK)
+    monkeypatch.setattr(workers, "SLOW_ON", parts[0][0].message_id)
     monkeypatch.setattr(workers, "DIES_ON", parts[1][0].message_id)
     monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
-    results = store_all(pipeline, parts, processes=2)
-    assert built_by[1] == "BrokenProcessPool"  # the second chunk's worker died
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as in a Dagster run
+    try:
+        results = store_all(pipeline, parts, processes=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not unstuck.is_set(), "the pool could not stop the worker still building: the run would hang"
+    assert built_by[:2] == ["BrokenProcessPool", "BrokenProcessPool"]  # the second chunk's worker died
     assert [r.committed for r in results] == parts
     assert sum(r.inserted + r.quarantined for r in results) == 4 * CHUNK
 
