@@ -67,7 +67,7 @@ chaos: install
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md. Takes about an hour
 # here (LocalStack drains ~1,300 msgs/s: the 24 end-to-end drains of 100,000 messages take most of it).
 bench: install
-	$(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
+	PYTHONPATH=. $(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
 down:
 	@if [ -x $(BIN)/logins-pipeline ]; then $(BIN)/logins-pipeline down; fi

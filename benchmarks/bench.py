@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from logins_pipeline.local.environment import LocalEnvironment, create_queues
 from logins_pipeline.local.services import free_port
 from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
-from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.resources.sqs import SQS_BATCH, SQSResource
+from logins_pipeline_tests.aws_like_sqs import AwsLikeSQS
 
 CHUNK = DrainLimits().chunk_size  # as a run does it
 SENT_MS = 1_700_000_000_000
@@ -112,23 +114,6 @@ def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
 
 # --- end to end through the local SQS server ----------------------------------------------------------
 
-def bare_drain(sqs: SQSResource, receivers: int) -> tuple[int, float]:
-    """The server's own rate: receive 10 + DeleteMessageBatch, no processing."""
-    lock, count = threading.Lock(), [0]
-
-    def worker(_):
-        client = sqs.client()
-        while batch := sqs.receive(client):
-            sqs.delete(batch, client)
-            with lock:
-                count[0] += len(batch)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(receivers) as pool:
-        list(pool.map(worker, range(receivers)))
-    return count[0], time.perf_counter() - started
-
-
 def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, key, receivers: int) -> tuple[int, float]:
     summary = drain(sqs, postgres, key, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
     return summary.received, summary.seconds
@@ -148,6 +133,102 @@ def parallel_runs(pool, sqs: SQSResource, postgres: PostgresResource, key_text: 
     started = time.perf_counter()
     results = list(pool.map(_one_run, [(sqs.queue_url, postgres.dsn, key_text, 2)] * runs))
     return sum(r for r, _ in results), time.perf_counter() - started
+
+
+# --- end to end through AWS-like SQS (logins_pipeline_tests/aws_like_sqs.py) ---------------------------
+
+AWS_LIKE_BENCH = {"receive": "uniform", "false_empty": 0.05, "error_rate": 0.01, "bandwidth": None}
+
+
+def bare_drain(sqs: SQSResource, threads: int) -> tuple[int, float]:
+    """The server's own rate: receive 10 + DeleteMessageBatch on `threads` threads, no processing. A short or
+    empty receive proves nothing on AWS, so a thread stops as the pipeline's receivers do: after two empty
+    receives in a row, if the queue then shows nothing visible."""
+    lock, count = threading.Lock(), [0]
+
+    def worker(_):
+        client, empties = sqs.client(), 0
+        while empties < 2 or sqs.queue_depth(client).visible:
+            batch = sqs.receive(client)
+            empties = 0 if batch else min(empties + 1, 2)
+            if batch:
+                sqs.delete(batch, client)
+                with lock:
+                    count[0] += len(batch)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(worker, range(threads)))
+    return count[0], time.perf_counter() - started
+
+
+@dataclass
+class AwsLikeRun:
+    received: int
+    seconds: float
+    calls: dict
+    chunk_sizes: list[int]
+
+    @property
+    def rate(self) -> float:
+        return self.received / self.seconds
+
+    def calls_per_message(self) -> float:
+        by_action = self.calls["by_action"]
+        billed = ("ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch")
+        return sum(by_action.get(action, 0) for action in billed) / self.received
+
+    def floor(self) -> float:
+        """One receive per batch the queue returned, one delete per 10 messages."""
+        batches = self.calls["by_action"].get("ReceiveMessage", 0) - self.calls["empty_receives"]
+        return (batches + self.received / SQS_BATCH) / self.received
+
+    def fill(self, chunk_size: int) -> float:
+        """Mean size of the chunks taken while a backlog waited (all but the last), over the chunk size."""
+        full = self.chunk_sizes[:-1] or self.chunk_sizes
+        return statistics.mean(full) / chunk_size
+
+
+def aws_like_run(sqs: SQSResource, postgres: PostgresResource, key, receivers: int, proxy) -> AwsLikeRun:
+    """One run at its defaults (but `receivers`) through the proxy, with the calls it made."""
+    sizes, seen = [], [0]
+
+    def progress(summary):
+        sizes.append(summary.received - seen[0])
+        seen[0] = summary.received
+
+    proxy.reset()
+    summary = drain(sqs, postgres, key, DrainLimits(receivers=receivers), progress=progress)
+    return AwsLikeRun(summary.received, summary.seconds, proxy.calls(), sizes)
+
+
+def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> list[tuple[str, str, str]]:
+    proxy.configure(latency=latency, **AWS_LIKE_BENCH)
+    ms = f"{latency * 1000:.0f} ms"
+    e2e_bodies = bodies(count, seed=13)
+
+    def seeded() -> SQSResource:
+        queue = bench.queue()
+        assert queue.send_all(e2e_bodies, senders=4) == 0
+        return SQSResource(queue_url=queue.queue_url, region_name="us-east-1", endpoint_url=proxy.endpoint_url)
+
+    bare_received, bare_seconds = bare_drain(seeded(), receivers)
+    bare = bare_received / bare_seconds
+    ours = aws_like_run(seeded(), bench.database(), bench.key, receivers, proxy)
+    calls, floor = ours.calls_per_message(), ours.floor()
+    return [
+        (f"AWS-like {ms}: bare drain, {receivers} threads, {count:,} msgs", f"{fmt(bare)} msgs/s",
+         f"receive 10 + DeleteMessageBatch; {bare_received:,} drained"),
+        (f"AWS-like {ms}: one run, {receivers} receivers", f"{fmt(ours.rate)} msgs/s",
+         f"{ours.rate / bare:.0%} of bare drain (target >= 80%); {ours.received:,} drained in "
+         f"{len(ours.chunk_sizes)} chunks"),
+        (f"AWS-like {ms}: calls per message, {receivers} receivers", f"{calls:.3f}",
+         f"floor {floor:.3f}, {calls / floor - 1:+.0%} (target within 10%); "
+         + ", ".join(f"{action} {n:,}" for action, n in sorted(ours.calls["by_action"].items()))
+         + f"; false empties {ours.calls['false_empties']}, errors {sum(ours.calls['errors'].values())}"),
+        (f"AWS-like {ms}: chunk fill while a backlog waits, {receivers} receivers",
+         f"{ours.fill(CHUNK):.0%}", "target >= 90%; chunk sizes " + ", ".join(f"{n:,}" for n in ours.chunk_sizes)),
+    ]
 
 
 # --- memory: a 1M backlog through the core path, in bounded chunks --------------------------------------
@@ -245,6 +326,11 @@ def run(args) -> str:
                 rows.append((f"pipeline end to end, {runs} parallel runs x 2 receivers",
                              f"{fmt(rate(parallel_once, runs))} msgs/s", ""))
 
+            with AwsLikeSQS(bench.env[settings.AWS_ENDPOINT_URL_SQS], seed=1) as proxy:
+                for latency in (0.02, 0.05):
+                    for receivers in (4, 16):
+                        rows += aws_like_rows(bench, proxy, latency, receivers, args.aws_like_messages)
+
             seed_rates = []
             for _ in range(args.reps):
                 sqs, seed_bodies = bench.queue(), bodies(args.seed_messages, seed=3)
@@ -291,7 +377,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--core-messages", type=int, default=100_000)
     parser.add_argument("--baseline-messages", type=int, default=10_000)
-    parser.add_argument("--e2e-messages", type=int, default=100_000)
+    parser.add_argument("--e2e-messages", type=int, default=20_000)
+    parser.add_argument("--aws-like-messages", type=int, default=30_000,
+                        help="backlog of each AWS-like row: three chunks of a run at its defaults")
     parser.add_argument("--seed-messages", type=int, default=100_000)
     parser.add_argument("--drain-messages", type=int, default=1_000_000)
     parser.add_argument("--sensor-ticks", type=int, default=20)

@@ -7,9 +7,9 @@ timeout and renews those with less than half of it left (ChangeMessageVisibility
 
 Renewing only what is close to expiry keeps the heartbeat's cost near zero while chunks pass through in
 well under half the timeout (the usual case), and its renewals run on RENEW_THREADS threads: a run can hold
-(build workers + 2) chunks, and one more while it is deleted: up to 50,000 messages at the defaults, 5,000
-calls to renew them all. At 50 ms a call that is 250 s on one thread, but 16 s on sixteen, well inside the
-60 s left of a 120 s timeout.
+(build workers + 2) chunks, and one more while it is deleted: 70,000 messages with 4 build workers, 7,000
+calls to renew them all. At 50 ms a call that is 350 s on one thread, but 22 s on sixteen, inside the 60 s
+left of a 120 s timeout.
 
 `release` stops renewing: after the delete, or for a message left to fail until SQS dead-letters it.
 Leaving the context returns the messages still held (received, not committed: a run that stops or fails) to

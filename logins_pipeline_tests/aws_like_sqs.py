@@ -21,6 +21,8 @@ query (`Action=<Action>` form bodies, what older SDKs and the AWS CLI v1 send). 
   acts and half after it (the call took effect, its answer was lost: a receive whose messages stay hidden
   until their visibility timeout, a delete that the retry repeats).
 - bandwidth: bytes per second through the proxy, both directions, shared by all connections (none: no cap).
+- over_limit: the share of receives refused with OverLimit (HTTP 403), as AWS refuses them while a standard
+  queue has about 120,000 messages in flight (received, not deleted). Not retried by the SDK.
 
 It counts the calls it saw by action, and what the receives returned. Its control endpoints (never sent
 upstream): GET /_harness/calls, POST /_harness/reset, POST /_harness/config with a JSON object of knobs.
@@ -51,7 +53,8 @@ from logins_pipeline.local.services import free_port
 
 QUERY_NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
 # What the exactness tests and `make chaos` run under: 20 ms a call, partial receives, false empties, 2% errors.
-AWS_LIKE = {"latency": 0.02, "receive": "uniform", "false_empty": 0.05, "error_rate": 0.02, "bandwidth": None}
+AWS_LIKE = {"latency": 0.02, "receive": "uniform", "false_empty": 0.05, "error_rate": 0.02, "bandwidth": None,
+            "over_limit": 0.0}
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
@@ -62,6 +65,7 @@ class Knobs:
     false_empty: float = 0.0
     error_rate: float = 0.0
     bandwidth: float | None = None  # bytes per second
+    over_limit: float = 0.0
     seed: int | None = None
 
     def receive_count(self, asked: int, rng: random.Random) -> int:
@@ -166,6 +170,9 @@ class Proxy:
             calls.errors["500 before"] += 1
             return call.error(500, "InternalError", "We encountered an internal error (injected before)")
         if call.action == "ReceiveMessage":
+            if self.rng.random() < knobs.over_limit:
+                calls.errors["over limit"] += 1
+                return call.error(403, "OverLimit", "Too many messages in flight (injected)")
             if self.rng.random() < knobs.false_empty:
                 calls.false_empties += 1
                 calls.empty_receives += 1
@@ -277,9 +284,11 @@ def main() -> None:
     parser.add_argument("--false-empty", type=float, default=0.0)
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--bandwidth", type=float)
+    parser.add_argument("--over-limit", type=float, default=0.0)
     parser.add_argument("--seed", type=int)
     args = parser.parse_args()
-    knobs = Knobs(args.latency, args.receive, args.false_empty, args.error_rate, args.bandwidth, args.seed)
+    knobs = Knobs(args.latency, args.receive, args.false_empty, args.error_rate, args.bandwidth, args.over_limit,
+                  args.seed)
     uvicorn.run(Proxy(args.upstream, knobs).app(), host="127.0.0.1", port=args.port, log_level="warning",
                 access_log=False)
 

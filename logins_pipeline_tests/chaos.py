@@ -146,6 +146,16 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -
         time.sleep(0.05)
 
 
+def taken_while(running: Callable[[], bool], pipeline: Pipeline) -> list[dict]:
+    """What another consumer receives from the pipeline's queue while `running()` (it hides what it takes)."""
+    other, taken = sqs_resource(pipeline.env).client(), []
+    while running():
+        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
+                                         VisibilityTimeout=30, WaitTimeSeconds=1)
+        taken += response.get("Messages", [])
+    return taken
+
+
 def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
     """New runs, each after the visibility timeout, until the queue is empty (for at most a minute)."""
     sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
@@ -323,8 +333,11 @@ class Scenario:
             return sum(pool.map(lambda i: self.trial(lab, i), range(self.trials)), Count())
 
 
-def scenarios(trials: int) -> dict[str, Scenario]:
-    """The rows of the table, with `trials` trials per crash point and fewer of the slower faults."""
+def scenarios(trials: int, aws_like_trials: int | None = None) -> dict[str, Scenario]:
+    """The rows of the table, with `trials` trials per crash point (`aws_like_trials` through AWS-like SQS,
+    default half as many: each costs seconds of latency and visibility timeouts) and fewer of the slower
+    faults."""
+    aws_like_trials = aws_like_trials or max(1, trials // 2)
     return {
         **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials)
            for point in CRASH_POINTS},
@@ -334,7 +347,7 @@ def scenarios(trials: int) -> dict[str, Scenario]:
         "poison -> dead-letter -> redrive": Scenario(poison_trial, max(1, trials // 10)),
         "4 parallel runs, 10,000 messages": Scenario(parallel_runs_trial, 1),
         **{f"AWS-like SQS: kill -9 {point}": Scenario(functools.partial(crash_trial, point=point, aws_like=True),
-                                                     max(1, trials // 2))
+                                                     aws_like_trials)
            for point in CRASH_POINTS},
         "AWS-like SQS: kill -9 with build workers": Scenario(
             functools.partial(worker_crash_trial, aws_like=True), max(1, trials // 5)),

@@ -7,6 +7,7 @@ configuration talks to LocalStack locally and to real SQS in production.
 import functools
 import json
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import Field
 
@@ -25,6 +27,9 @@ from logins_pipeline.failpoints import failpoint
 SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
 # A thread of receive_chunk asks whether the queue is dry after this many empty receives in a row.
 EMPTY_RECEIVES_TO_DRY = 2
+# AWS refuses receives with OverLimit while a standard queue has ~120,000 messages in flight (parallel runs
+# holding full chunks can get there): the receiver pauses about this long, then tries again, until the deadline.
+OVER_LIMIT, OVER_LIMIT_PAUSE = "OverLimit", 1.0
 # A chunk stops filling after this long even if messages keep coming: a trickle that arrives about as fast
 # as it is received would otherwise hold a chunk open, uncommitted, for as long as it lasts.
 FILL_SECONDS = 60
@@ -171,7 +176,14 @@ class SQSResource(ResourceWithBoto3Configuration):
                 if not wanted:
                     break
                 since = time.monotonic()
-                messages = self.receive(client, wanted, visibility_timeout)
+                try:
+                    messages = self.receive(client, wanted, visibility_timeout)
+                except ClientError as error:
+                    budget.give_back(wanted)
+                    if error.response.get("Error", {}).get("Code") != OVER_LIMIT:
+                        raise
+                    stop.wait(OVER_LIMIT_PAUSE * random.uniform(0.5, 1.5))
+                    continue
                 budget.give_back(wanted - len(messages))
                 hold(messages, since)
                 received += messages

@@ -12,7 +12,7 @@ import pytest
 from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
-from logins_pipeline_tests.chaos import Count, Messages, count, wait_until
+from logins_pipeline_tests.chaos import Count, Messages, count, taken_while, wait_until
 from logins_pipeline_tests.conftest import sample_events
 from logins_pipeline_tests.harness import sqs_resource
 
@@ -100,11 +100,7 @@ def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_l
         return depths[-1].visible == 0
 
     wait_until(nothing_visible, "the run has received every message")
-    other, taken = sqs_resource(pipeline.env).client(), []
-    while drained.is_alive():
-        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
-                                         VisibilityTimeout=30, WaitTimeSeconds=1)
-        taken += response.get("Messages", [])
+    taken = taken_while(drained.is_alive, pipeline)
     drained.join()
 
     assert depths[-1].in_flight == most
@@ -124,3 +120,17 @@ def test_the_sample_ends_as_99_rows_and_1_quarantined_through_aws_like_sqs(pipel
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99
     assert pipeline.query("SELECT reason FROM login_quarantine") == [("missing_field",)]
     assert pipeline.left_in_queues() == 0
+
+
+def test_over_limit_pauses_a_receiver_instead_of_failing_the_run(pipeline, aws_like):
+    """AWS refuses receives with OverLimit while the queue has ~120,000 messages in flight (four runs at
+    their defaults can hold that many); the SDK does not retry it."""
+    aws_like.configure(over_limit=0.2, error_rate=0)
+    messages = Messages.generate(200)
+    pipeline.seed(messages.bodies)
+
+    summary = drain_through(pipeline, aws_like, DrainLimits(chunk_size=100, receivers=2, build_processes=0))
+
+    assert aws_like.calls()["errors"]["over limit"] > 0
+    assert summary.received == 200
+    assert count(pipeline, messages) == Count()

@@ -9,7 +9,8 @@ from logins_pipeline_tests.chaos import Count, Lab, scenarios
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRIALS = 10  # per crash point
-SCENARIOS = scenarios(TRIALS)
+AWS_LIKE_TRIALS = 3  # per crash point through AWS-like SQS: chunk 1, 2 and 3 (`make chaos` runs more)
+SCENARIOS = scenarios(TRIALS, AWS_LIKE_TRIALS)
 
 
 @pytest.fixture(scope="session")

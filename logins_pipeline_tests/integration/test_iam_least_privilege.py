@@ -65,8 +65,9 @@ def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:
             requested = login_queue_sensor(sensor_context)
             assert isinstance(requested, dg.SensorResult) and requested.run_requests
         with recorder.role("drain"), pytest.MonkeyPatch.context() as patch:
-            # Held 1.5 s after the first receive, with a 3 s visibility timeout: the heartbeat renews it once.
-            patch.setenv("LOGINS_FAILPOINT", "after_receive@1:1.5")
+            # Held 2.5 s after the first receive with a 3 s visibility timeout: the heartbeat renews what has
+            # less than half of its timeout left (1.5 s), checking every 0.3 s.
+            patch.setenv("LOGINS_FAILPOINT", "after_receive@1:2.5")
             outcome = run_ingest_job(instance, visibility_timeout=3, chunk_size=10, build_processes=0)
             assert outcome.success and outcome.metadata["inserted"] == 30, outcome
         with recorder.role("alert"), pytest.MonkeyPatch.context() as patch:

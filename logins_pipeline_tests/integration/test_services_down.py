@@ -10,8 +10,8 @@ from logins_pipeline import settings
 from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.local.services import LocalSQS, free_port
-from logins_pipeline_tests.chaos import CHUNK, Count, Messages, cli, count, finish, stored, wait_until
-from logins_pipeline_tests.harness import new_pipeline, sqs_resource
+from logins_pipeline_tests.chaos import CHUNK, Count, Messages, cli, count, finish, stored, taken_while, wait_until
+from logins_pipeline_tests.harness import new_pipeline
 from logins_pipeline_tests.integration.test_sensor import evaluate
 
 pytestmark = pytest.mark.integration
@@ -56,11 +56,7 @@ def test_a_chunk_slower_than_the_visibility_timeout_stays_invisible(pipeline, mo
         target=drain, args=(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(visibility_timeout=2)))
     drained.start()
     wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 10, "the drain holds the messages")
-    other, taken = sqs_resource(pipeline.env).client(), []
-    while drained.is_alive():
-        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
-                                         VisibilityTimeout=30, WaitTimeSeconds=1)
-        taken += response.get("Messages", [])
+    taken = taken_while(drained.is_alive, pipeline)
     drained.join()
     assert taken == []
     assert count(pipeline, messages) == Count()
