@@ -77,6 +77,7 @@ def test_false_empties_do_not_end_a_run_and_an_empty_queue_ends_it_in_seconds(pi
     assert time.monotonic() - started < 10  # two empty 1 s long polls per receiver, then the queue's count
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_like, monkeypatch):
     """A run holds at most (build workers + 2) chunks for long (one committing, one building per worker, one
     received ahead; a deleted chunk is released as its delete ends). The first COMMIT here waits 30 s, so
