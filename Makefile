@@ -8,12 +8,12 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser up demo dev screenshot test chaos bench down clean
+.PHONY: install browser up demo dev screenshot lint test test-fast chaos bench down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $@
 
 install: $(INSTALLED)
@@ -35,16 +35,28 @@ demo: up
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline status
 
 # The Dagster UI and daemon (sensor running) on http://127.0.0.1:$(UI_PORT), against the same local services.
+# `exec`: make passes a SIGTERM on to dg itself, which stops the webserver, daemon and code servers it started.
 dev: up
-	$(LOCAL_ENV) && $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+	$(LOCAL_ENV) && exec $(BIN)/dg dev -h 127.0.0.1 -p $(UI_PORT)
 
 # docs/lineage.png: the asset lineage in the Dagster UI on the local services, from headless Chromium.
 screenshot: up browser
 	$(LOCAL_ENV) && $(BIN)/python scripts/screenshot.py docs/lineage.png
 
-# The whole suite; the fixtures start their own Postgres and SQS server on free loopback ports.
-test: install browser
+# Lint (ruff) and types (mypy: strict on core/ and resources/), both configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+# The CI command: lint, then the whole suite; the fixtures start their own Postgres and SQS server on free
+# loopback ports.
+test: lint browser
 	$(BIN)/python -m pytest
+
+# The quick loop: unit tests and the pure core, no services (well under a minute). For the integration
+# tests without the slowest ones (Dagster processes, fault trials, the browser): pytest -m "not slow".
+test-fast: install
+	$(BIN)/python -m pytest -m "not integration" -q
 
 # Real faults, many times over, on services of its own: kill -9 at three points of a run, SIGTERM, Postgres
 # stopped, a poison message, parallel runs. Prints fault point, trials, lost, duplicated, left in queue.

@@ -20,9 +20,10 @@ from logins_pipeline.core.vault import VaultError, VaultKey
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.logs import configure_logging
-from logins_pipeline.redrive import NoDeadLetterQueue, redrive as redrive_messages
+from logins_pipeline.redrive import NoDeadLetterQueue
+from logins_pipeline.redrive import redrive as redrive_messages
 from logins_pipeline.resources.masking import MaskingResource
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
 from logins_pipeline.reveal import NotInVault, reveal
@@ -54,9 +55,15 @@ def _masking_key() -> MaskingKey:
     return MaskingResource(key=_require(settings.MASKING_KEY), environment=_require(settings.ENVIRONMENT)).masking_key()
 
 
-def _vault_key(required: bool) -> VaultKey | None:
-    key = _require(settings.VAULT_KEY) if required else os.environ.get(settings.VAULT_KEY) or None
+def _vault_key() -> VaultKey | None:
+    key = os.environ.get(settings.VAULT_KEY) or None
     return VaultResource(key=key, environment=_require(settings.ENVIRONMENT)).vault_key()
+
+
+def _required_vault_key() -> VaultKey:
+    key = VaultResource(key=_require(settings.VAULT_KEY), environment=_require(settings.ENVIRONMENT)).vault_key()
+    assert key is not None  # a key was given
+    return key
 
 
 def _one_line(error: Exception) -> str:
@@ -144,8 +151,8 @@ def seed(file, count):
 
 def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
     with postgres.connect() as conn:
-        logins = conn.execute("SELECT count(*) FROM public.user_logins").fetchone()[0]
-        quarantined = conn.execute("SELECT count(*) FROM public.login_quarantine").fetchone()[0]
+        logins = scalar(conn, "SELECT count(*) FROM public.user_logins")
+        quarantined = scalar(conn, "SELECT count(*) FROM public.login_quarantine")
     return logins, quarantined
 
 
@@ -165,7 +172,7 @@ def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes
 
     _require(settings.DAGSTER_HOME)
     _masking_key()
-    vault_key = _vault_key(required=False)
+    vault_key = _vault_key()
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
@@ -250,7 +257,7 @@ def _reason(ctx, param, value: str) -> str:
 def reveal_command(message_id, reason):
     """Print a login's original ip and device_id, as a pii_reader login (LOGINS_PII_READER_DSN), with
     LOGINS_VAULT_KEY. The database appends an audit row (who, when, why, which row) first."""
-    vault_key = _vault_key(required=True)
+    vault_key = _required_vault_key()
     with _postgres(settings.PII_READER_DSN).connect() as conn:
         revealed = reveal(conn, vault_key, message_id, reason)
     click.echo(f"message_id {message_id}\nip         {revealed.ip}\ndevice_id  {revealed.device_id}")
@@ -265,7 +272,7 @@ def rotate_tokens_command(reason, batch_size):
     """Make the tokens of rows written under older masking keys again under the current LOGINS_MASKING_KEY,
     from the vault (LOGINS_VAULT_KEY), as the schema's owner (LOGINS_POSTGRES_ADMIN_DSN)."""
     masking_key = _masking_key()
-    vault_key = _vault_key(required=True)
+    vault_key = _required_vault_key()
     with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
         summary = rotate_tokens(conn, masking_key, vault_key, reason, batch_size)
     click.echo(f"rotated {summary.rotated} rows to masking key {masking_key.key_id}; "

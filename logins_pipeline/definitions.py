@@ -1,59 +1,21 @@
-"""The Dagster code location: `dagster dev -m logins_pipeline.definitions` or workspace.yaml."""
+"""The Dagster code location: every definition under logins_pipeline/defs/, autoloaded as dg does.
 
-import os
+dg (`dg dev`, `dg check defs`) finds this module through [tool.dg] in pyproject.toml; workspace.yaml and the
+image's `dagster code-server start -m logins_pipeline.definitions` load it directly. The tree is built from
+the defs package itself rather than with dg.load_from_defs_folder, which reads [tool.dg] from pyproject.toml
+at load time: an installed package (the image) has no pyproject.toml, and would not load.
+"""
+
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from logins_pipeline import settings
-from logins_pipeline.defs.logins.alerts import run_failure_alert
-from logins_pipeline.defs.logins.assets import ingest_logins
-from logins_pipeline.defs.logins.checks import user_logins_checks
-from logins_pipeline.defs.logins.jobs import ingest_logins_job
-from logins_pipeline.defs.logins.loggers import console_logger
-from logins_pipeline.defs.logins.sensors import login_queue_sensor
+from logins_pipeline import defs as defs_package
 from logins_pipeline.log_redaction import install_redaction
-from logins_pipeline.resources.alerts import SNSAlertResource
-from logins_pipeline.resources.masking import MaskingResource
-from logins_pipeline.resources.postgres import PostgresResource
-from logins_pipeline.resources.sqs import SQSResource
-from logins_pipeline.resources.vault import VaultResource
-
-
-def _optional_env(name: str) -> dg.EnvVar | str:
-    """An EnvVar reference if the variable is set, else "" (a missing dg.EnvVar fails the whole location)."""
-    return dg.EnvVar(name) if os.environ.get(name) else ""
-
-
-def resources_from_env() -> dict:
-    """Resources configured from the environment; secrets stay EnvVar references (never shown in the UI).
-
-    The vault is on when LOGINS_VAULT_KEY is set as the code location loads. Its value is still read at run
-    time through dg.EnvVar, so a run of a location loaded with the vault fails if the key has gone
-    (dg.EnvVar has no default) instead of quietly storing rows without their vault entries.
-    """
-    vault_key = dg.EnvVar(settings.VAULT_KEY) if os.environ.get(settings.VAULT_KEY) else None
-    return {
-        "sqs": SQSResource(queue_url=dg.EnvVar(settings.QUEUE_URL), region_name=dg.EnvVar(settings.AWS_REGION)),
-        "postgres": PostgresResource(dsn=dg.EnvVar(settings.POSTGRES_DSN)),
-        "masking": MaskingResource(
-            key=dg.EnvVar(settings.MASKING_KEY),
-            environment=dg.EnvVar(settings.ENVIRONMENT),
-        ),
-        "vault": VaultResource(key=vault_key, environment=dg.EnvVar(settings.ENVIRONMENT)),
-        "alerts": SNSAlertResource(
-            topic_arn=_optional_env(settings.ALERT_SNS_TOPIC_ARN), region_name=dg.EnvVar(settings.AWS_REGION)
-        ),
-    }
-
 
 install_redaction()
 
-
-defs = dg.Definitions(
-    assets=[ingest_logins],
-    asset_checks=[user_logins_checks],
-    jobs=[ingest_logins_job],
-    sensors=[login_queue_sensor, run_failure_alert],
-    resources=resources_from_env(),
-    loggers={"console": console_logger},
-)
+with warnings.catch_warnings():  # as dg.load_from_defs_folder does: its module loader is a "preview" API
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    defs = dg.ComponentTree.from_module(defs_package, project_root=Path(__file__).parent.parent).build_defs()

@@ -12,6 +12,7 @@ import psycopg
 
 from logins_pipeline.core.masking import MaskingKey, pii_tokens
 from logins_pipeline.core.vault import VaultEntry, VaultKey
+from logins_pipeline.resources.postgres import scalar
 
 OLD_ROWS_WITH_VAULT = """
 SELECT u.message_id, v.ip_ciphertext, v.device_id_ciphertext, v.vault_key_id
@@ -46,11 +47,11 @@ def rotate_tokens(conn: psycopg.Connection, masking_key: MaskingKey, vault_key: 
                 (row[0], *pii_tokens(masking_key, *vault_key.open_login(VaultEntry(*row)))) for row in rows
             ]
             if tokens:
-                conn.execute(UPDATE_TOKENS, (masking_key.key_id, *map(list, zip(*tokens))))
+                conn.execute(UPDATE_TOKENS, (masking_key.key_id, *map(list, zip(*tokens, strict=True))))
         if not rows:
             break
         summary.rotated += len(rows)
-    summary.without_vault = conn.execute(
-        "SELECT count(*) FROM public.user_logins WHERE masking_key_id IS DISTINCT FROM %s", (masking_key.key_id,)
-    ).fetchone()[0]
+    summary.without_vault = scalar(
+        conn, "SELECT count(*) FROM public.user_logins WHERE masking_key_id IS DISTINCT FROM %s", (masking_key.key_id,)
+    )
     return summary

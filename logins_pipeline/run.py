@@ -5,11 +5,12 @@ import fcntl
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, login_quarantine, user_logins
 from logins_pipeline.definitions import defs
+from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, login_quarantine, user_logins
 from logins_pipeline.errors import innermost_message
 
 
@@ -59,7 +60,7 @@ def run_ingest_job(instance: dg.DagsterInstance | None = None, **config) -> RunO
     )
     if not result.success:
         return RunOutcome(result.run_id, False, error=_first_failure(result))
-    values = {
+    values: dict[dg.AssetKey, dict[str, Any]] = {
         m.asset_key: {k: v.value for k, v in m.metadata.items()}
         for m in result.asset_materializations_for_node(ingest_logins.op.name)
     }

@@ -181,6 +181,7 @@ class Proxy:
             call.params["MaxNumberOfMessages"] = knobs.receive_count(asked, self.rng)
             body = call.body()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        assert self.client is not None, "the proxy's upstream client starts with the server"
         answer = await self.client.request(request.method, self.upstream + request.url.path, content=body,
                                            headers=headers, params=request.query_params)
         if fault:
@@ -255,6 +256,7 @@ class AwsLikeSQS:
         return self
 
     def __exit__(self, *exc_info) -> None:
+        assert self._process is not None
         self._process.terminate()
         self._process.wait(timeout=10)
 

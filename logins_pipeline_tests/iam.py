@@ -200,4 +200,5 @@ def table(calls: list[Call], iam_role_of: dict[str, str]) -> str:
                    for c in calls})
     header = ("API call", "IAM action", "code path", "IAM role", "resource")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
+    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in [header, *rows])

@@ -3,12 +3,14 @@
 import ipaddress
 import random
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 DEVICE_TYPES = ("android", "ios")
 LOCALES = ("RU", "PH", "US", "DE", "BR", "IN", "FR", "JP", "ID", "CN", None, None)
 
 
-def generate_logins(count: int, seed: int | None = None):
+def generate_logins(count: int, seed: int | None = None) -> Iterator[dict[str, Any]]:
     """Yield `count` login events shaped like the sample: a UUID user, a 2- or 3-part version, an IPv4
     (or, now and then, IPv6) address, a nullable locale and an SSN-shaped device id."""
     rng = random.Random(seed)

@@ -26,10 +26,10 @@ class MaskingKey:
     key_id: str  # a fingerprint that names the key in each row without revealing it
     # HMAC's keyed inner and outer SHA-256 states (RFC 2104), computed once: copying them makes a token
     # in half the time hmac.new takes, and tokens are made twice per message.
-    _inner: "hashlib._Hash" = field(repr=False, compare=False, default=None)
-    _outer: "hashlib._Hash" = field(repr=False, compare=False, default=None)
+    _inner: "hashlib._Hash" = field(repr=False, compare=False)
+    _outer: "hashlib._Hash" = field(repr=False, compare=False)
     # The inner state with "<domain> NUL" absorbed too, per domain, made on first use.
-    _domain_states: dict = field(init=False, repr=False, compare=False, default_factory=dict)
+    _domain_states: "dict[str, hashlib._Hash]" = field(init=False, repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_secret(cls, secret: bytes) -> "MaskingKey":

@@ -12,7 +12,7 @@ class ReceivedMessage:
     body: str = field(repr=False)
     origin: str | None = field(default=None, repr=False)  # the LoginsOrigin attribute of a redriven message
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type["ReceivedMessage"], tuple[str, str, int, int, str, str | None]]:
         # Chunks go to batch-building processes (pipeline.py): pickled as plain arguments, a message costs a
         # tenth of what a frozen dataclass's default pickling does.
         return ReceivedMessage, (self.message_id, self.receipt_handle, self.sent_timestamp_ms, self.receive_count,

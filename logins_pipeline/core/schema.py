@@ -22,14 +22,14 @@ LOWER_HEX = b"0123456789abcdef"
 # by a few string operations over all the values joined.
 
 
-def no_control_characters(series: pd.Series) -> pd.Series:
+def no_control_characters(series: "pd.Series[str]") -> "pd.Series[bool]":
     joined = "".join(series.dropna().tolist())
     if joined.isprintable() or re.search(CONTROL_CHARACTERS, joined) is None:  # isprintable: a fast "surely"
         return pd.Series(True, index=series.index)
     return ~series.str.contains(CONTROL_CHARACTERS, na=False)
 
 
-def is_token(series: pd.Series) -> pd.Series:
+def is_token(series: "pd.Series[str]") -> "pd.Series[bool]":
     values = series.tolist()
     joined = "".join(values)
     if joined.isascii() and not joined.encode().translate(None, LOWER_HEX) and set(map(len, values)) <= {TOKEN_LENGTH}:
@@ -55,11 +55,11 @@ class MaskedLogin(pa.DataFrameModel):
                                            description="Fingerprint of the key that made the tokens")
 
     @pa.check("user_id", "device_type", "locale", name="no_control_characters")
-    def _no_control_characters(cls, series: Series[str]) -> Series[bool]:
+    def _no_control_characters(cls, series: "pd.Series[str]") -> "pd.Series[bool]":
         return no_control_characters(series)
 
     @pa.check("masked_ip", "masked_device_id", name="token_format", error=f"str_matches('{TOKEN_PATTERN}')")
-    def _token_format(cls, series: Series[str]) -> Series[bool]:
+    def _token_format(cls, series: "pd.Series[str]") -> "pd.Series[bool]":
         return is_token(series)
 
     class Config:

@@ -4,11 +4,14 @@ Every message comes out exactly once: as a row of `Batch.rows` (validated by the
 as a `Rejection` with a reason code. Neither holds plaintext PII, and no reason text quotes a value.
 """
 
+import contextlib
 import json
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import Any, NoReturn, cast
 
 import orjson
 import pandas as pd
@@ -67,16 +70,18 @@ class Batch:
     # With the vault on, the encrypted originals of each row's ip and device_id. Not a column of `rows`:
     # the MaskedLogin schema stays the shape of user_logins, and ciphertext never enters the frame.
     vault: list[VaultEntry] = field(default_factory=list)
+    # The process that built it: a worker's (pipeline.py) or the run's own.
+    built_by: int = field(default_factory=os.getpid, compare=False)
 
-    def reasons(self) -> Counter:
+    def reasons(self) -> Counter[str]:
         return Counter(r.reason for r in self.rejections)
 
 
 def sent_at(message: ReceivedMessage) -> datetime:
-    return datetime.fromtimestamp(message.sent_timestamp_ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(message.sent_timestamp_ms / 1000, tz=UTC)
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
@@ -87,7 +92,7 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def _object_without_duplicate_keys(pairs: list) -> dict:
+def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):  # a repeated key could smuggle a second value past another parser
         raise ValueError("duplicate key in object")
@@ -97,7 +102,7 @@ def _object_without_duplicate_keys(pairs: list) -> dict:
 _FLAT_SCALARS = (str, int, bool, type(None))
 
 
-def _parse_flat_object(body: str) -> dict | None:
+def _parse_flat_object(body: str) -> dict[str, Any] | None:
     """The common body, a flat object of strings, integers, booleans and nulls without escapes, parsed by
     orjson (3x faster); None for anything else, which the stdlib parser below handles strictly.
 
@@ -122,7 +127,7 @@ def _parse_flat_object(body: str) -> dict | None:
     return value if body.count('"') == 2 * strings else None
 
 
-def parse_body(body: str) -> dict:
+def parse_body(body: str) -> dict[str, Any]:
     # A character is at most 4 UTF-8 bytes: only a long body needs encoding to be measured.
     if len(body) * 4 > MAX_BODY_BYTES and len(body.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
         raise Rejected(BODY_TOO_LARGE, f"body is larger than {MAX_BODY_BYTES} bytes")
@@ -146,7 +151,7 @@ def parse_body(body: str) -> dict:
     return value
 
 
-def _text_field(event: dict, name: str) -> str:
+def _text_field(event: dict[str, Any], name: str) -> str:
     value = event[name]
     if not isinstance(value, str):
         raise Rejected(WRONG_TYPE, f"{name} must be a string, got {type(value).__name__}")
@@ -158,22 +163,22 @@ FLAT_COLUMNS = ["message_id", "user_id", "device_type", "masked_ip", "masked_dev
                 "sent_timestamp_ms"]
 
 
-def _required_text(event: dict) -> tuple[str, ...]:
+def _required_text(event: dict[str, Any]) -> tuple[str, str, str, str, str]:
     get = event.get
     values = user_id, version, device_type, ip, device_id = (
         get("user_id"), get("app_version"), get("device_type"), get("ip"), get("device_id"))
     if str is type(user_id) is type(version) is type(device_type) is type(ip) is type(device_id):
-        return values
+        return cast(tuple[str, str, str, str, str], values)
     if None in values:
-        missing = [name for name, value in zip(REQUIRED_TEXT_FIELDS, values) if value is None]
+        missing = [name for name, value in zip(REQUIRED_TEXT_FIELDS, values, strict=True) if value is None]
         raise Rejected(MISSING_FIELD, "missing or null: " + ", ".join(missing))
-    for name, value in zip(REQUIRED_TEXT_FIELDS, values):
+    for name, value in zip(REQUIRED_TEXT_FIELDS, values, strict=True):
         if type(value) is not str:
             raise Rejected(WRONG_TYPE, f"{name} must be a string, got {type(value).__name__}")
-    return values
+    raise AssertionError("unreachable: every value is a string, or one is not")
 
 
-def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> tuple:
+def flatten_event(event: dict[str, Any], message: ReceivedMessage, key: MaskingKey) -> tuple[Any, ...]:
     """One login event -> one unvalidated row (FLAT_COLUMNS) of masked, normalised values.
 
     This runs once per message: it is written for speed (tuples, no per-row datetime)."""
@@ -203,7 +208,7 @@ def flatten_event(event: dict, message: ReceivedMessage, key: MaskingKey) -> tup
     )
 
 
-def rows_frame(rows: list[tuple], key: MaskingKey) -> pd.DataFrame:
+def rows_frame(rows: list[tuple[Any, ...]], key: MaskingKey) -> pd.DataFrame:
     """flatten_event rows -> a MaskedLogin-shaped frame; timestamps are converted once per column."""
     frame = pd.DataFrame.from_records(rows, columns=FLAT_COLUMNS)
     sent = pd.to_datetime(frame.pop("sent_timestamp_ms"), unit="ms", utc=True)
@@ -213,9 +218,9 @@ def rows_frame(rows: list[tuple], key: MaskingKey) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def _pii_values(value) -> frozenset[str]:
+def _pii_values(value: object) -> frozenset[str]:
     """The text of every `ip`/`device_id` value in a parsed body, at any depth, as sent and trimmed."""
-    found = set()
+    found: set[str] = set()
     if isinstance(value, dict):
         for name, item in value.items():
             if name.lower() in PII_FIELDS and isinstance(item, str):
@@ -229,7 +234,7 @@ def _pii_values(value) -> frozenset[str]:
     return frozenset(found)
 
 
-def mask_pii(value, key: MaskingKey, values: frozenset[str]):
+def mask_pii(value: object, key: MaskingKey, values: frozenset[str]) -> object:
     """A copy of a parsed body with every `ip`/`device_id` value, at any depth, replaced by its token, and
     those values, or anything shaped like an address or device id, redacted from every other key and text."""
     if isinstance(value, dict):
@@ -246,17 +251,15 @@ def mask_pii(value, key: MaskingKey, values: frozenset[str]):
     return value
 
 
-def _mask_field(name: str, value, key: MaskingKey) -> str:
+def _mask_field(name: str, value: object, key: MaskingKey) -> str:
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = canonical_ip(value) if name == "ip" else normalise_device_id(value)
-        except ValueError:
-            pass
         return token(key, name, value)
     return token(key, name, json.dumps(value, sort_keys=True))
 
 
-def _masked_body(event: dict | None, key: MaskingKey) -> str | None:
+def _masked_body(event: dict[str, Any] | None, key: MaskingKey) -> str | None:
     if event is None:
         return None
     try:
@@ -265,7 +268,7 @@ def _masked_body(event: dict | None, key: MaskingKey) -> str | None:
         return None
 
 
-def _rejection(message: ReceivedMessage, error: Rejected, event: dict | None, key: MaskingKey) -> Rejection:
+def _rejection(message: ReceivedMessage, error: Rejected, event: dict[str, Any] | None, key: MaskingKey) -> Rejection:
     raw = message.body.encode("utf-8", "surrogatepass")
     masked_body = _masked_body(event, key)
     return Rejection(
@@ -281,7 +284,7 @@ def _rejection(message: ReceivedMessage, error: Rejected, event: dict | None, ke
     )
 
 
-def _schema_reason(check: str, value) -> str:
+def _schema_reason(check: str, value: object) -> str:
     if check.startswith("str_length") and isinstance(value, str):
         return EMPTY_VALUE if value == "" else VALUE_TOO_LONG
     return SCHEMA_VIOLATION
@@ -310,7 +313,9 @@ def unique_by_id(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
 def build_batch(messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None) -> Batch:
     """Parse, flatten, normalise, mask and validate a batch of messages; with a vault key, also encrypt the
     original ip and device_id of every valid row."""
-    rows, row_events, row_messages = [], [], []
+    rows: list[tuple[Any, ...]] = []
+    row_events: list[dict[str, Any]] = []
+    row_messages: list[ReceivedMessage] = []
     rejections: list[Rejection] = []
     unique = unique_by_id(messages)
     for message in unique:
@@ -333,7 +338,7 @@ def build_batch(messages: list[ReceivedMessage], key: MaskingKey, vault_key: Vau
         frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
     vault = [
         vault_key.seal_login(message.message_id, event["ip"], event["device_id"])
-        for index, (message, event) in enumerate(zip(row_messages, row_events))
+        for index, (message, event) in enumerate(zip(row_messages, row_events, strict=True))
         if index not in failures
     ] if vault_key else []
     return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique), vault=vault)

@@ -4,8 +4,12 @@
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from logins_pipeline.local.services import LocalServiceError
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No GPU, no sandbox (root), and nothing that calls out to Google's services: this machine's network is
@@ -17,7 +21,7 @@ FLAGS = [
 
 
 @contextmanager
-def chromium_page(width: int = 1600, height: int = 1000) -> Iterator["playwright.sync_api.Page"]:  # noqa: F821
+def chromium_page(width: int = 1600, height: int = 1000) -> Iterator["Page"]:
     """A new page in a fresh headless Chromium (a new, empty profile every time)."""
     if not CHROMIUM.exists():
         raise LocalServiceError(f"{CHROMIUM} not found: install Debian's chromium (`make browser`)")

@@ -10,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 from logins_pipeline.local.services import free_port
@@ -77,7 +77,8 @@ class DagsterUI:
 
     def launch(self, job: str, assets: list[str] | None = None, run_config: dict | None = None) -> str:
         """Launch a run of `job` (`__ASSET_JOB` with `assets`: what "Materialize" does); returns its id."""
-        selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": job}
+        selector: dict[str, object] = {
+            "repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": job}
         if assets:
             selector["assetSelection"] = [{"path": [name]} for name in assets]
         params = {"selector": selector, "mode": "default", "executionMetadata": {"tags": []},
@@ -116,7 +117,7 @@ class DagsterUI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(process.poll() is not None for process in processes):
-                raise RuntimeError(f"a Dagster process exited: {[p.args[0] for p in processes]}")
+                raise RuntimeError(f"a Dagster process exited: {[p.args for p in processes]}")
             try:
                 if self.graphql(LINEAGE)["assetNodes"]:
                     return
@@ -139,13 +140,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _start(command: list[str], env: dict, log: Path | None) -> subprocess.Popen:
-    output = open(log, "ab") if log else subprocess.DEVNULL
-    try:
+    with open(log, "ab") if log else nullcontext(subprocess.DEVNULL) as output:
         return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    finally:
-        if log:
-            output.close()
 
 
 @contextmanager

@@ -16,7 +16,13 @@ import boto3
 from logins_pipeline import settings
 from logins_pipeline.core.keys import development_key
 from logins_pipeline.local.services import (
-    LOCALSTACK_SERVICES, PG_DATABASE, PG_SUPERUSER, LocalPostgres, LocalServiceError, LocalSQS, private_secret,
+    LOCALSTACK_SERVICES,
+    PG_DATABASE,
+    PG_SUPERUSER,
+    LocalPostgres,
+    LocalServiceError,
+    LocalSQS,
+    private_secret,
     write_private,
 )
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
@@ -64,7 +70,7 @@ def postgres_env(postgres: LocalPostgres, dbname: str) -> dict[str, str]:
 def dagster_instance_env(postgres: LocalPostgres, database: str = settings.DAGSTER_DATABASE) -> dict[str, str]:
     """The DAGSTER_PG_* values the instance's dagster.yaml reads: Dagster's storage in `database`."""
     values = (PG_SUPERUSER, postgres.password, "127.0.0.1", str(postgres.port), database)
-    return dict(zip(settings.DAGSTER_PG, values))
+    return dict(zip(settings.DAGSTER_PG, values, strict=True))
 
 
 def write_dagster_yaml(dagster_home: Path) -> None:
@@ -81,10 +87,10 @@ class LocalEnvironment:
         self.key_file = self.state_dir / "masking.key"
         self.vault_key_file = self.state_dir / "vault.key"
         self.dagster_home = self.state_dir / "dagster_home"
-        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", 4566)),
+        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", "4566")),
                             services=aws_services)
         self.postgres = LocalPostgres(
-            self.state_dir, postgres_port or int(os.environ.get("LOGINS_LOCAL_POSTGRES_PORT", 54329))
+            self.state_dir, postgres_port or int(os.environ.get("LOGINS_LOCAL_POSTGRES_PORT", "54329"))
         )
 
     def up(self) -> dict[str, str]:

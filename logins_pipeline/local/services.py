@@ -28,8 +28,16 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-# Located without importing pgserver: its import has side effects (runtime-dir lock file, warnings).
-PG_BIN = Path(importlib.util.find_spec("pgserver").origin).parent / "pginstall" / "bin"
+
+def _pgserver_bin() -> Path:
+    """Located without importing pgserver: its import has side effects (runtime-dir lock file, warnings)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        raise ImportError("pgserver is not installed")
+    return Path(spec.origin).parent / "pginstall" / "bin"
+
+
+PG_BIN = _pgserver_bin()
 PG_SUPERUSER = "postgres"
 PG_DATABASE = "logins"
 PG_START_TIMEOUT_S = 30
@@ -107,7 +115,7 @@ def _log_tail(log: Path) -> str:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if result.returncode != 0:
         raise LocalServiceError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()}")
 
@@ -181,7 +189,7 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             return False
         status = subprocess.run(
-            self._pg_ctl("status"), capture_output=True, text=True, stdin=subprocess.DEVNULL
+            self._pg_ctl("status"), capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
         )
         return status.returncode == 0
 
@@ -195,7 +203,7 @@ class LocalPostgres:
         options = ["-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", str(self._socket_dir())]
         start = self._pg_ctl("start", "-w", "-t", str(PG_START_TIMEOUT_S), "-l", str(self.log_file),
                              "-o", subprocess.list2cmdline(options))
-        result = subprocess.run(start, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        result = subprocess.run(start, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         if result.returncode != 0:
             raise LocalServiceError(
                 f"Postgres did not start on 127.0.0.1:{self.port}: "
@@ -247,7 +255,7 @@ def _find_python313() -> str:
     candidates += sorted(glob.glob(pyenv_versions), reverse=True)
     for candidate in filter(None, candidates):
         try:
-            version = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=30)
+            version = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=30, check=False)
         except OSError:
             continue
         if version.returncode == 0 and version.stdout.startswith("Python 3.13"):

@@ -27,4 +27,5 @@ class SNSAlertResource(ResourceWithBoto3Configuration):
             config=Config(retries={"max_attempts": self.max_attempts, "mode": "standard"}, connect_timeout=5),
         )
         response = client.publish(TopicArn=self.topic_arn, Subject=subject[:MAX_SUBJECT], Message=message)
-        return response["MessageId"]
+        message_id: str = response["MessageId"]
+        return message_id

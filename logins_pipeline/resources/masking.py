@@ -6,7 +6,7 @@ from pydantic import Field
 from logins_pipeline.core.masking import MaskingKey, parse_masking_key
 
 
-class MaskingResource(dg.ConfigurableResource):
+class MaskingResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # it provides itself
     key: str = Field(description="base64 of >= 32 random bytes (LOGINS_MASKING_KEY)")
     environment: str = Field(
         description="LOGINS_ENVIRONMENT (production, development, ...); only 'development' accepts a "

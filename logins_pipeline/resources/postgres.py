@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any, LiteralString
 
 import dagster as dg
 import numpy as np
 import psycopg
+from psycopg.abc import Params
 from pydantic import Field
 
 from logins_pipeline.core.schema import COLUMNS
@@ -21,12 +23,20 @@ QUARANTINE_COLUMNS = (
 def migrations() -> list[tuple[int, str]]:
     """(version, sql) for every file NNNN_name.sql shipped in resources/migrations, in order."""
     folder = resources.files("logins_pipeline.resources") / "migrations"
-    files = sorted(f for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
     return [(int(f.name.split("_", 1)[0]), f.read_text()) for f in files]
 
 
+def scalar(conn: psycopg.Connection, query: LiteralString, params: Params | None = None) -> Any:
+    """The value of a query that returns one row of one column (a count, a lookup that yields NULL)."""
+    row = conn.execute(query, params).fetchone()
+    if row is None:
+        raise LookupError("the query returned no row")
+    return row[0]
+
+
 def _recorded_versions(conn: psycopg.Connection) -> set[int]:
-    if conn.execute("SELECT to_regclass('public.logins_schema_migrations')").fetchone()[0] is None:
+    if scalar(conn, "SELECT to_regclass('public.logins_schema_migrations')") is None:
         return set()
     return {version for (version,) in conn.execute("SELECT version FROM public.logins_schema_migrations")}
 
@@ -61,7 +71,7 @@ class WriteResult:
     quarantined: int  # newly quarantined; a redelivered quarantined message counts as a duplicate
 
 
-def _copy_value_lists(batch: Batch) -> list[list]:
+def _copy_value_lists(batch: Batch) -> list[list[Any]]:
     """Column lists for COPY. Timestamps go as ISO text, converted by numpy in one call per column:
     iterating pandas timestamps row by row costs more than the whole COPY."""
     frame = batch.rows
@@ -78,7 +88,7 @@ def _copy_value_lists(batch: Batch) -> list[list]:
     return columns
 
 
-def _copy_rows(cur: psycopg.Cursor, table: str, rows: list[tuple]) -> None:
+def _copy_rows(cur: psycopg.Cursor, table: str, rows: list[tuple[Any, ...]]) -> None:
     with cur.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
@@ -92,7 +102,7 @@ def _insert_rows(conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch) ->
     on the unique message_id and is undone (Postgres logs that error, with the message id), and the rows
     go through a staging table and INSERT ... ON CONFLICT DO NOTHING instead: a redelivered message is a
     no-op. The straight COPY saves Postgres half its work on the usual chunk."""
-    rows = list(zip(*_copy_value_lists(batch)))
+    rows = list(zip(*_copy_value_lists(batch), strict=True))
     try:
         with conn.transaction():  # a savepoint
             _copy_rows(cur, "public.user_logins", rows)
@@ -124,7 +134,8 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
                 "INSERT INTO pii_vault.login_pii (message_id, ip_ciphertext, device_id_ciphertext, vault_key_id)"
                 " SELECT * FROM unnest(%b::varchar[], %b::bytea[], %b::bytea[], %b::varchar[])"  # binary: bytea as is
                 " ON CONFLICT DO NOTHING",
-                [list(column) for column in zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault))],
+                [list(column) for column in
+                 zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault), strict=True)],
             )
         quarantined = 0
         if batch.rejections:
@@ -140,7 +151,7 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
     return WriteResult(inserted=inserted, duplicates=received - inserted - quarantined, quarantined=quarantined)
 
 
-class PostgresResource(dg.ConfigurableResource):
+class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # it provides itself
     dsn: str = Field(description="libpq connection string or URI (LOGINS_POSTGRES_DSN)")
     connect_timeout: int = Field(default=10, description="Seconds to wait for a connection")
 

@@ -1,4 +1,4 @@
-"""The vault key, from the environment only. The vault is optional: see definitions.resources_from_env."""
+"""The vault key, from the environment only. The vault is optional: see defs.resources.resources_from_env."""
 
 import dagster as dg
 from pydantic import Field
@@ -6,7 +6,7 @@ from pydantic import Field
 from logins_pipeline.core.vault import VaultKey, parse_vault_key
 
 
-class VaultResource(dg.ConfigurableResource):
+class VaultResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # it provides itself
     key: str | None = Field(
         default=None,
         description="LOGINS_VAULT_KEY (base64 of >= 32 random bytes); None turns the vault off",

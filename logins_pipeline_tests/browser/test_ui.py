@@ -10,7 +10,7 @@ from logins_pipeline.defs.logins.assets import GROUP, ingest_logins
 from logins_pipeline.local.browser import chromium_page, open_lineage
 from logins_pipeline_tests.conftest import sample_events
 
-pytestmark = [pytest.mark.integration, pytest.mark.browser]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 
 ASSETS = [key.to_user_string() for key in ingest_logins.keys]
 EDGE_STROKE = "var(--color-lineage-edge)"  # how Dagster 1.13 draws a lineage edge
@@ -45,7 +45,9 @@ def launched_run_id(page) -> str:
     """The run id of the "Launched run 1a2b3c4d  View" toast: its short id, completed from its View link."""
     toast = page.get_by_text(LAUNCHED)
     toast.wait_for(timeout=30_000)
-    short_id = LAUNCHED.search(toast.inner_text()).group(1)
+    launched = LAUNCHED.search(toast.inner_text())
+    assert launched is not None
+    short_id = launched.group(1)
     return page.locator(f'a[href^="/runs/{short_id}"]').first.get_attribute("href").rsplit("/", 1)[1]
 
 

@@ -47,9 +47,11 @@ def failed_run_context(instance: dg.DagsterInstance, run_id: str, alerts: SNSAle
         for record in instance.get_records_for_run(run_id).records
         if record.event_log_entry.dagster_event_type == dg.DagsterEventType.RUN_FAILURE
     )
+    run = instance.get_run_by_id(run_id)
+    assert failure is not None and run is not None
     return dg.build_run_status_sensor_context(
         sensor_name=run_failure_alert.name, dagster_event=failure, dagster_instance=instance,
-        dagster_run=instance.get_run_by_id(run_id), resources={"alerts": alerts},
+        dagster_run=run, resources={"alerts": alerts},
     ).for_run_failure()
 
 

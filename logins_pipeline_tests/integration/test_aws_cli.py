@@ -22,7 +22,8 @@ README_LINE = re.compile(r"^\s+(aws .*sqs get-queue-attributes .*)$", re.MULTILI
 def run_in_shell(script: str, state_dir: Path) -> subprocess.CompletedProcess:
     """`script` in bash with only PATH, HOME and the state folder set: no AWS_* from this process."""
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LOGINS_LOCAL_DIR": str(state_dir)}
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, cwd=REPO,
+                          check=False)
 
 
 def test_the_readme_aws_cli_line_works_after_eval_env(local_services):
@@ -32,7 +33,8 @@ def test_the_readme_aws_cli_line_works_after_eval_env(local_services):
     assert result.returncode == 0, result.stderr
     attributes = json.loads(result.stdout)["Attributes"]
     assert attributes["ApproximateNumberOfMessages"].isdigit()
-    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith(f":{settings.DEAD_LETTER_QUEUE_NAME}")
+    dead_letter_arn = json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]
+    assert dead_letter_arn.endswith(f":{settings.DEAD_LETTER_QUEUE_NAME}")
 
 
 def test_without_aws_default_region_the_cli_has_no_region(local_services):

@@ -77,6 +77,7 @@ def test_false_empties_do_not_end_a_run_and_an_empty_queue_ends_it_in_seconds(pi
     assert time.monotonic() - started < 10  # two empty 1 s long polls per receiver, then the queue's count
 
 
+@pytest.mark.slow
 def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_like, monkeypatch):
     """A run holds at most (build workers + 2) chunks for long (one committing, one building per worker, one
     received ahead; a deleted chunk is released as its delete ends). The first COMMIT here waits 30 s, so
@@ -94,8 +95,12 @@ def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_l
     drained = threading.Thread(target=drain_through, args=(pipeline, aws_like, limits))
     drained.start()
     depths = []
-    wait_until(lambda: depths.append(pipeline.sqs.queue_depth()) or depths[-1].visible == 0,
-               "the run has received every message")
+
+    def nothing_visible() -> bool:
+        depths.append(pipeline.sqs.queue_depth())
+        return depths[-1].visible == 0
+
+    wait_until(nothing_visible, "the run has received every message")
     taken = taken_while(drained.is_alive, pipeline)
     drained.join()
 

@@ -8,7 +8,7 @@ from logins_pipeline import settings
 from logins_pipeline_tests.conftest import SAMPLE_FILE, sample_pii_values
 from logins_pipeline_tests.integration.test_cli import cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_run_logs_json_lines(pipeline):

@@ -43,7 +43,8 @@ def test_the_queue_has_its_dead_letter_queue_and_settings(stack):
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": outputs["DeadLetterQueueArn"], "maxReceiveCount": 5}
     assert (attributes["VisibilityTimeout"], attributes["MessageRetentionPeriod"]) == ("120", "345600")
-    dead_letters = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    dead_letters = sqs.get_queue_attributes(
+        QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
     assert dead_letters["QueueArn"] == outputs["DeadLetterQueueArn"]
     assert dead_letters["MessageRetentionPeriod"] == "1209600"
     assert "RedrivePolicy" not in dead_letters

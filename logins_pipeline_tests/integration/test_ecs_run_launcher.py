@@ -16,6 +16,7 @@ import http.server
 import json
 import threading
 from types import SimpleNamespace
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -36,9 +37,9 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/logins-pipeline:2026.12.1"
 ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
 RUN_SECRETS = {"LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn", "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
                "LOGINS_VAULT_KEY": "VaultKeySecretArn", "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn"}
-RUN_ENVIRONMENT = {"DAGSTER_HOME", "AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL", "LOGINS_ALERT_SNS_TOPIC_ARN",
-                   "LOGINS_ENVIRONMENT", "LOGINS_LOG_FORMAT", "DAGSTER_PG_USERNAME", "DAGSTER_PG_HOST",
-                   "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_RUN_JOB_NAME"}
+RUN_ENVIRONMENT = {"DAGSTER_HOME", "AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL",
+                   "LOGINS_ALERT_SNS_TOPIC_ARN", "LOGINS_ENVIRONMENT", "LOGINS_LOG_FORMAT", "DAGSTER_PG_USERNAME",
+                   "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_RUN_JOB_NAME"}
 
 
 def daemon_environment(outputs: dict[str, str], parameters: dict[str, str]) -> dict[str, str]:
@@ -67,12 +68,13 @@ def moto_ecs(monkeypatch):
         # moto sums container-level memory even for Fargate, where only the task's is required (dagster-aws
         # sets none per container): count a missing one as 0. Placement is not modelled for Fargate anyway.
         containers = [{"memory": 0, **c} for c in task_definition.container_definitions]
-        return original(SimpleNamespace(container_definitions=containers))
+        return original(cast(Any, SimpleNamespace(container_definitions=containers)))
 
     monkeypatch.setattr(EC2ContainerServiceBackend, "_calculate_task_resource_requirements",
                         staticmethod(fargate_tolerant))
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
+    assert server._server is not None
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
     for name, value in {"MOTO_ACCOUNT_ID": ACCOUNT, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
                         "AWS_SECRET_ACCESS_KEY": "test"}.items():
@@ -138,7 +140,8 @@ def ecs_resource(service: str, params: dict, region: str) -> str:
 def ecs_context(service: str, params: dict) -> list[tuple[str, str]]:
     if service == "ecs" and "cluster" in params and "taskDefinition" in params:
         cluster = params["cluster"]
-        return [("ecs:cluster", cluster if cluster.startswith("arn:") else f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}")]
+        arn = cluster if cluster.startswith("arn:") else f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}"
+        return [("ecs:cluster", arn)]
     return []
 
 
@@ -164,7 +167,8 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
             launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, workspace):
         instance.launch_run(run.run_id, workspace)
         task_arn = instance.get_run_by_id(run.run_id).tags["ecs/task_arn"]
-        assert instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id)).status.value == "RUNNING"
+        health = instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id))
+        assert health.status.value == "RUNNING"
         assert instance.run_launcher.terminate(run.run_id)  # DescribeTasks, StopTask: the UI's Terminate
 
     requests = dict(recorder.requests)  # the last request of each operation

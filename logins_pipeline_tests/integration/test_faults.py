@@ -6,7 +6,7 @@ import pytest
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE
 from logins_pipeline_tests.chaos import Count, Lab, scenarios
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRIALS = 10  # per crash point
 AWS_LIKE_TRIALS = 3  # per crash point through AWS-like SQS: chunk 1, 2 and 3 (`make chaos` runs more)

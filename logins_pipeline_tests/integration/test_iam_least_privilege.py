@@ -22,7 +22,7 @@ from logins_pipeline import settings
 from logins_pipeline.cli import main as cli_main
 from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
-from logins_pipeline.definitions import resources_from_env
+from logins_pipeline.defs.resources import resources_from_env
 from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests import iam
 from logins_pipeline_tests.harness import new_pipeline, sqs_resource
@@ -62,7 +62,8 @@ def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:
             queue.send_bodies(bodies)
         with recorder.role("sensor"):
             sensor_context = dg.build_sensor_context(instance=instance, resources={"sqs": resources_from_env()["sqs"]})
-            assert login_queue_sensor(sensor_context).run_requests
+            requested = login_queue_sensor(sensor_context)
+            assert isinstance(requested, dg.SensorResult) and requested.run_requests
         with recorder.role("drain"), pytest.MonkeyPatch.context() as patch:
             # Held 2.5 s after the first receive with a 3 s visibility timeout: the heartbeat renews what has
             # less than half of its timeout left (1.5 s), checking every 0.3 s.
@@ -88,7 +89,8 @@ def recorded(local_services, tmp_path_factory):
     environment, base_env = local_services
     outputs = create_pipeline_stack(base_env)
     slice_ = new_pipeline(environment.postgres, base_env, tmp_path_factory.mktemp("iam"))
-    env = {**slice_.env, settings.QUEUE_URL: outputs["QueueUrl"], settings.ALERT_SNS_TOPIC_ARN: outputs["AlertTopicArn"]}
+    env = {**slice_.env, settings.QUEUE_URL: outputs["QueueUrl"],
+           settings.ALERT_SNS_TOPIC_ARN: outputs["AlertTopicArn"]}
     recorder = iam.CallRecorder()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():

@@ -7,6 +7,7 @@ import dagster as dg
 import psycopg
 import pytest
 
+from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import build_batch
 from logins_pipeline.ingest import DrainLimits, drain
 from logins_pipeline.resources.postgres import apply_migrations, migrations, write_batch
@@ -68,7 +69,7 @@ def test_create_date_is_the_sent_timestamp_in_utc(pipeline):
 def test_committed_but_not_deleted_then_redelivered_gives_no_duplicate(pipeline):
     pipeline.seed(sample_bodies())
     sqs = short_visibility(pipeline)
-    messages = []
+    messages: list[ReceivedMessage] = []
     while chunk := sqs.receive_chunk(100 - len(messages), receivers=2).messages:
         messages += chunk
     assert len({m.message_id for m in messages}) == 100

@@ -13,13 +13,20 @@ pytestmark = pytest.mark.integration
 
 
 class QuotingHash:
-    """Stands in for the masking key's hash state: a bug that raises with the value it was given."""
+    """Stands in for the masking key's inner hash state: absorbs the domain prefix ("ip" NUL), then raises
+    with the value it is given, as a bug in the transform might."""
 
-    def copy(self):
-        return self
+    def __init__(self, domain: bytes = b""):
+        self.domain = domain
 
-    def update(self, data: bytes):
-        raise ValueError(f"cannot hash {data!r}")
+    def copy(self) -> "QuotingHash":
+        return QuotingHash(self.domain)
+
+    def update(self, data: bytes) -> None:
+        if not self.domain:
+            self.domain = data
+            return
+        raise ValueError(f"cannot hash {data!r} after {self.domain!r}")
 
 
 def test_a_bug_failing_every_message_is_reported_without_the_value(pipeline):
@@ -30,6 +37,8 @@ def test_a_bug_failing_every_message_is_reported_without_the_value(pipeline):
     with pipeline.postgres.connect() as conn, pytest.raises(ChunkFailed) as raised:
         store(conn, as_messages(bodies), broken_key)
 
+    quoting = str(raised.value.__context__)  # the error it hides names the value it was given
+    assert [value for value in pii if value in quoting]
     text = str(raised.value)
     assert text.startswith(f"ValueError for each of {MAX_FAILED_ALONE + 1} messages, at ")
     assert text.endswith(" in update")  # where it was raised: QuotingHash.update

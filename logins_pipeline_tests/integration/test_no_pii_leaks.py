@@ -40,7 +40,7 @@ HOSTILE_BODIES = [
     json.dumps(event(user_id="a\x00" + IPS[0], ip=IPS[1])),
     json.dumps(event(meta={"Device_ID": FREE_FORM_DEVICE_ID, "IP": [IPS[1]]}, app_version=None)),
     json.dumps(event(padding="x" * 300_000, locale=IPS[0])),
-    '{"ip": "%s", "ip": "%s"}' % (IPS[0], IPS[1]),
+    f'{{"ip": "{IPS[0]}", "ip": "{IPS[1]}"}}',
     json.dumps(event(ip=IPS[1], device_id=f"  {FREE_FORM_DEVICE_ID}  ", user_id=FREE_FORM_DEVICE_ID,
                      app_version="1.2.3.4")),
 ]

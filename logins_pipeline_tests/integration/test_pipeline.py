@@ -6,13 +6,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 
+import psutil
 import pytest
 
 from logins_pipeline import pipeline as pipeline_module
 from logins_pipeline.core import transform
 from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER, store_chunks
+from logins_pipeline_tests import workers
 from logins_pipeline_tests.chaos import Messages
 from logins_pipeline_tests.conftest import as_messages
 
@@ -36,10 +40,30 @@ def store_all(pipeline, parts, processes, vault_key=None) -> list:
         return [stored for _, stored in store_chunks(conn, parts, pipeline.key, vault_key, processes)]
 
 
-def test_workers_store_what_the_run_itself_would(pipeline):
+@pytest.fixture
+def built_by(monkeypatch) -> list:
+    """For each chunk store_chunks stores, in order: the pid of the process that built its batch, or the
+    name of the error its build ended with."""
+    seen: list = []
+    real = pipeline_module._batch_or_none
+
+    def noting(built):
+        try:
+            seen.append(built.result().built_by)
+        except Exception as error:
+            seen.append(type(error).__name__)
+        return real(built)
+
+    monkeypatch.setattr(pipeline_module, "_batch_or_none", noting)
+    return seen
+
+
+def test_workers_store_what_the_run_itself_would(pipeline, built_by):
     generated, parts = chunks(3 * CHUNK)
     results = store_all(pipeline, parts, processes=2, vault_key=pipeline.vault_key)
     by_workers = table(pipeline)
+    assert len(built_by) == 3 and os.getpid() not in built_by  # every batch built by a worker
+    assert all(isinstance(pid, int) for pid in built_by)
     assert sum(r.inserted for r in results) == len(generated.valid)
     assert sum(r.quarantined for r in results) == len(generated.invalid)
     assert [r.committed for r in results] == parts  # in order, each chunk whole
@@ -49,12 +73,13 @@ def test_workers_store_what_the_run_itself_would(pipeline):
         conn.execute("TRUNCATE user_logins, login_quarantine CASCADE")
     store_all(pipeline, parts, processes=0, vault_key=pipeline.vault_key)
     assert table(pipeline) == by_workers
+    assert built_by[3:] == [os.getpid()] * 3
 
 
-def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch):
+def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, built_by):
     """A worker is forked, so it has this test's fault too; the chunk is then built again here, in parts,
     and only the message that fails alone is left out."""
-    generated, parts = chunks(2 * CHUNK)
+    _, parts = chunks(2 * CHUNK)
     poison = parts[1][17]
     real = transform.parse_body
 
@@ -65,22 +90,46 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch):
 
     monkeypatch.setattr(transform, "parse_body", parse_body)
     results = store_all(pipeline, parts, processes=2)
+    assert built_by[1] == "RuntimeError"  # raised in the worker
     assert [m.message_id for r in results for m in r.failed] == [poison.message_id]
     assert sum(len(r.committed) for r in results) == 2 * CHUNK - 1
     assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK - 1
 
 
-def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch):
-    generated, parts = chunks(4 * CHUNK)
-    real = pipeline_module._build_in_worker
+@pytest.fixture
+def unstuck() -> Iterator[threading.Event]:
+    """A watchdog for a pool that cannot stop: after a minute it SIGKILLs this process's forked workers (its
+    children with its command line), so that a hang fails the test instead of the suite. Set if it had to."""
+    fired = threading.Event()
 
-    def dies_on_the_second_chunk(messages):
-        if messages[0].message_id == parts[1][0].message_id:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return real(messages)
+    def kill_workers() -> None:
+        fired.set()
+        me = psutil.Process()
+        for child in me.children():
+            if child.cmdline() == me.cmdline():
+                child.kill()
 
-    monkeypatch.setattr(pipeline_module, "_build_in_worker", dies_on_the_second_chunk)
-    results = store_all(pipeline, parts, processes=2)
+    watchdog = threading.Timer(60, kill_workers)
+    watchdog.start()
+    yield fired
+    watchdog.cancel()
+
+
+def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, built_by, unstuck):
+    """The first chunk is still being built by the other worker when the second one's worker dies: the pool
+    stops that worker with a SIGTERM, which a Dagster run (execute_in_process, the run worker) maps to
+    KeyboardInterrupt in its process, so in the workers it forks too."""
+    _, parts = chunks(4 * CHUNK)
+    monkeypatch.setattr(workers, "SLOW_ON", parts[0][0].message_id)
+    monkeypatch.setattr(workers, "DIES_ON", parts[1][0].message_id)
+    monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as in a Dagster run
+    try:
+        results = store_all(pipeline, parts, processes=2)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not unstuck.is_set(), "the pool could not stop the worker still building: the run would hang"
+    assert built_by[:2] == ["BrokenProcessPool", "BrokenProcessPool"]  # the second chunk's worker died
     assert [r.committed for r in results] == parts
     assert sum(r.inserted + r.quarantined for r in results) == 4 * CHUNK
 
@@ -108,14 +157,15 @@ WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
 
 def test_workers_exit_when_the_run_is_killed():
     run = subprocess.Popen([sys.executable, "-c", WORKERS_OF_A_KILLED_RUN], stdout=subprocess.PIPE, text=True)
-    workers = [int(pid) for pid in run.stdout.readline().split()]
-    assert workers
+    assert run.stdout is not None
+    pids = [int(pid) for pid in run.stdout.readline().split()]
+    assert pids
     run.send_signal(signal.SIGKILL)
     run.wait()
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert [pid for pid in workers if alive(pid)] == []
+    assert [pid for pid in pids if alive(pid)] == []
 
 
 def alive(pid: int) -> bool:

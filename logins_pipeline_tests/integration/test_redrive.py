@@ -12,6 +12,7 @@ from logins_pipeline_tests.integration.test_cli import cli
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_status_redrive_run(pipeline):
     client = sqs_resource(pipeline.env).client()
     dead_letters = pipeline.sqs.dead_letter_url(client)

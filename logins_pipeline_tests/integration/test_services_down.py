@@ -25,6 +25,7 @@ def own_sqs(tmp_path):
     server.stop()
 
 
+@pytest.mark.slow
 def test_sqs_server_stopped_mid_run(local_services, own_sqs, tmp_path):
     environment, env = local_services
     pipeline = new_pipeline(environment.postgres, {**env, settings.AWS_ENDPOINT_URL_SQS: own_sqs.endpoint_url},

@@ -143,6 +143,7 @@ def test_roles_see_what_they_should_and_nothing_more(pipeline):
         ("reveal", message_id, "support ticket 1")]
 
 
+@pytest.mark.slow
 def test_no_table_the_analyst_can_read_holds_a_sample_value(pipeline):
     assert cli("seed").returncode == 0
     ran = cli("run")
@@ -165,6 +166,7 @@ def test_no_table_the_analyst_can_read_holds_a_sample_value(pipeline):
 # --- reveal -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_reveal_as_pii_reader_prints_the_originals_and_appends_an_audit_row(pipeline):
     [event] = sample_events()[:1]
     pipeline.seed([json.dumps(event)])
@@ -182,6 +184,7 @@ def test_reveal_as_pii_reader_prints_the_originals_and_appends_an_audit_row(pipe
         LOGIN_ROLES[settings.PII_READER_DSN][0], "reveal", message_id, "support ticket 4711", True)
 
 
+@pytest.mark.slow
 def test_reveal_refusals_are_one_clear_line(pipeline):
     pipeline.seed(bodies(1))
     ingest(pipeline)
@@ -204,6 +207,7 @@ def test_reveal_refusals_are_one_clear_line(pipeline):
 # --- rotation ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rotate_tokens_remakes_old_rows_from_the_vault_under_the_new_key(pipeline):
     pipeline.seed(bodies(3))
     ingest(pipeline)  # key A, with the vault

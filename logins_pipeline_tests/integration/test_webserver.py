@@ -9,7 +9,7 @@ from logins_pipeline.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, recover, stored, wait_until
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSETS = [key.to_user_string() for key in ingest_logins.keys]
 

@@ -130,7 +130,7 @@ def env_references(node) -> set[str]:
 
 
 def test_compose_has_required_services(services: dict) -> None:
-    assert REQUIRED_SERVICES <= set(services)
+    assert set(services) >= REQUIRED_SERVICES
 
 
 def test_every_image_is_pinned(services: dict) -> None:
@@ -364,7 +364,7 @@ def test_dagster_yaml_postgres_storage_resolves_from_env(tmp_path, monkeypatch) 
     _instance_dir(tmp_path, monkeypatch)
     storage = yaml.safe_load(DAGSTER_YAML.read_text())["storage"]["postgres"]
     result = process_config(DagsterPostgresStorage.config_type(), storage)
-    assert result.success, result.errors
+    assert result.success and result.value is not None, result.errors
     # Parsed the way dagster-postgres's engine parses it. dagster-postgres quotes the password, though
     # not its '/' (urllib's default), which SQLAlchemy's parser tolerates: any password survives here.
     url = make_url(pg_url_from_config(result.value))
@@ -398,6 +398,7 @@ def test_dagster_yaml_builds_an_instance_with_the_run_queue(tmp_path, monkeypatc
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         assert isinstance(instance.run_launcher, DefaultRunLauncher)
         concurrency = instance.get_concurrency_config()
+        assert concurrency.run_queue_config is not None
         assert concurrency.run_queue_config.should_block_op_concurrency_limited_runs
         assert concurrency.pool_config.default_pool_limit == 4
         assert concurrency.pool_config.pool_granularity == PoolGranularity.RUN
@@ -474,5 +475,5 @@ def test_dotenv_is_git_ignored() -> None:
     lines = {line.strip() for line in (REPO / ".gitignore").read_text().splitlines()}
     assert ".env" in lines
     if shutil.which("git") and (REPO / ".git").exists():
-        assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO).returncode == 0
-        assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=REPO).returncode == 1
+        assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=REPO, check=False).returncode == 0
+        assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=REPO, check=False).returncode == 1

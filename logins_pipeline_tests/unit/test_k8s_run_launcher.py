@@ -58,7 +58,8 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     launcher_config = chart_run_launcher(values)
     # Outside a cluster: the kubeconfig above instead of the pod's service account token (nothing is sent).
     launcher_config["config"].update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
-    for name, value in {"DAGSTER_HOME": "/opt/dagster/dagster_home", "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
+    for name, value in {"DAGSTER_HOME": "/opt/dagster/dagster_home",
+                        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
                         "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql",
                         "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env"}.items():
         monkeypatch.setenv(name, value)

@@ -1,6 +1,8 @@
 """The masking key, keyed tokens, and canonical IP text."""
 
 import base64
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -122,6 +124,46 @@ def test_token_injective_in_practice(a, b):
 
 def test_token_not_the_value():
     assert "1.2.3.4" not in token(KEY, "ip", "1.2.3.4")
+
+
+# --- token against the standard library's HMAC -------------------------------------------------------
+# token() is a hand-written HMAC (precomputed key states). Each RFC 4231 key below first pins hmac.new to the
+# RFC's published digest, then token() must equal hmac.new over our domain separation: "<domain> NUL value".
+
+RFC_4231 = [  # (test case, key, data, HMAC-SHA-256 as published; case 5 is published truncated to 128 bits)
+    (1, b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (2, b"Jefe", b"what do ya want for nothing?",
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    (3, b"\xaa" * 20, b"\xdd" * 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
+    (4, bytes(range(1, 26)), b"\xcd" * 50, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+    (5, b"\x0c" * 20, b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b"),
+    (6, b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+    (7, b"\xaa" * 131, b"This is a test using a larger than block-size key and a larger than block-size data. The key"
+     b" needs to be hashed before being used by the HMAC algorithm.",
+     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+]
+VALUES = [("ip", "192.0.2.1"), ("ip", "2001:db8::1"), ("device_id", "123-45-6789"), ("device_id", ""),
+          ("device_id", "é\u0301 " * 40), ("body", "x" * 200)]
+
+
+@pytest.mark.parametrize("case, secret, data, published", RFC_4231, ids=[f"rfc4231-{c[0]}" for c in RFC_4231])
+@pytest.mark.parametrize("domain, value", VALUES)
+def test_token_is_hmac_sha256_of_domain_nul_value(case, secret, data, published, domain, value):
+    assert hmac.new(secret, data, hashlib.sha256).hexdigest().startswith(published)
+    expected = hmac.new(secret, domain.encode() + b"\x00" + value.encode(), hashlib.sha256).hexdigest()
+    assert token(MaskingKey.from_secret(secret), domain, value) == expected
+
+
+@given(st.binary(max_size=200), st.sampled_from(["ip", "device_id", "body"]), st.text())
+def test_token_agrees_with_hmac_new(secret, domain, value):
+    expected = hmac.new(secret, f"{domain}\0{value}".encode("utf-8", "surrogatepass"), hashlib.sha256)
+    assert token(MaskingKey.from_secret(secret), domain, value) == expected.hexdigest()
+
+
+def test_token_known_answer():
+    """Pinned: a change of the construction would silently make new tokens unequal to the stored ones."""
+    assert token(KEY, "ip", "192.0.2.1") == "269d60a183d7c9b4ad7a12cfafe2ee3437f20db8cdec03b2ad9bc18d74db0c53"
 
 
 # --- canonical_ip ---------------------------------------------------------------------------------

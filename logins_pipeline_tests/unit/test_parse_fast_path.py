@@ -23,7 +23,7 @@ def outcome(body: str):
 
 
 def strict_outcome(body: str):
-    with mock.patch.object(transform, "_parse_flat_object", lambda body: None):
+    with mock.patch.object(transform, "_parse_flat_object", return_value=None):
         return outcome(body)
 
 

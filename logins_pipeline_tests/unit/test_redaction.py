@@ -79,9 +79,8 @@ def test_installed_once_on_package_and_dagster_loggers(caplog):
 
 
 def test_redacted_errors_keeps_type_text_and_traceback_but_no_value():
-    with pytest.raises(RedactedError) as caught:
-        with redacted_errors():
-            raise KeyError(f"row ({IP}, {DEVICE_ID})")
+    with pytest.raises(RedactedError) as caught, redacted_errors():
+        raise KeyError(f"row ({IP}, {DEVICE_ID})")
     assert str(caught.value) == f"KeyError: 'row ({REDACTED}, {REDACTED})'"
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert caught.traceback[-1].name == "test_redacted_errors_keeps_type_text_and_traceback_but_no_value"

@@ -92,7 +92,7 @@ def test_different_keys_give_unrelated_tokens():
     ours = [pii_tokens(KEY, v, v)[0] for v in values]
     theirs = [pii_tokens(OTHER_KEY, v, v)[0] for v in values]
     assert not set(ours) & set(theirs)
-    differing_bits = sum(bin(int(a, 16) ^ int(b, 16)).count("1") for a, b in zip(ours, theirs))
+    differing_bits = sum(bin(int(a, 16) ^ int(b, 16)).count("1") for a, b in zip(ours, theirs, strict=True))
     assert 0.48 < differing_bits / (256 * len(values)) < 0.52  # about half the bits, as for random pairs
 
 

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from logins_pipeline.core.masking import TOKEN_PATTERN
-from logins_pipeline.defs.logins.assets import user_logins
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+from logins_pipeline.defs.logins import assets
+from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 
 # name -> (description, SQL counting the offending rows)
 TABLE_CHECKS = {
@@ -25,14 +25,17 @@ TABLE_CHECKS = {
 
 
 @dg.multi_asset_check(
-    specs=[dg.AssetCheckSpec(name, asset=user_logins.key, description=text) for name, (text, _) in TABLE_CHECKS.items()]
+    specs=[
+        dg.AssetCheckSpec(name, asset=assets.user_logins.key, description=text)
+        for name, (text, _) in TABLE_CHECKS.items()
+    ]
 )
 def user_logins_checks(postgres: PostgresResource):
     with postgres.connect() as conn:
         apply_migrations(conn)
         for name, (_, sql) in TABLE_CHECKS.items():
-            offending = conn.execute(sql).fetchone()[0]
+            offending = scalar(conn, sql)
             yield dg.AssetCheckResult(
-                check_name=name, asset_key=user_logins.key, passed=offending == 0,
+                check_name=name, asset_key=assets.user_logins.key, passed=offending == 0,
                 metadata={"offending_rows": offending},
             )

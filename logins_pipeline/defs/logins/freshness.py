@@ -1,5 +1,5 @@
 """Freshness of user_logins, as a Dagster 1.13 FreshnessPolicy: the daemon (FreshnessDaemon, part of
-`dagster-daemon run` and `dagster dev`) marks the table WARN after 30 minutes and FAIL after an hour
+`dagster-daemon run` and `dg dev`) marks the table WARN after 30 minutes and FAIL after an hour
 without a materialization, and the UI shows that state on the asset. No sensor and no extra runs: the
 superseded freshness-check factories launch a run per evaluation (a Fargate task each on ECS)."""
 

@@ -8,8 +8,8 @@ import math
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
+from logins_pipeline.defs.logins import jobs
 from logins_pipeline.defs.logins.assets import IngestConfig
-from logins_pipeline.defs.logins.jobs import ingest_logins_job
 from logins_pipeline.resources.sqs import SQSResource
 
 IN_PROGRESS = [
@@ -25,12 +25,12 @@ MAX_PARALLEL_RUNS = 4  # the same as the instance's limit on the logins_ingest p
 
 
 def _active_run_ids(instance: dg.DagsterInstance) -> list[str]:
-    filters = dg.RunsFilter(job_name=ingest_logins_job.name, statuses=IN_PROGRESS)
+    filters = dg.RunsFilter(job_name=jobs.ingest_logins_job.name, statuses=IN_PROGRESS)
     return [run.run_id for run in instance.get_runs(filters=filters, limit=MAX_PARALLEL_RUNS)]
 
 
 @dg.sensor(
-    job=ingest_logins_job,
+    job=jobs.ingest_logins_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests an ingest_logins_job run when login-queue has visible messages.",
