@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -106,7 +106,7 @@ def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
                 "INSERT INTO baseline_user_logins VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 (event["user_id"], event["device_type"], hashlib.sha256(event["ip"].encode()).hexdigest(),
                  hashlib.sha256(event["device_id"].encode()).hexdigest(), event["locale"],
-                 int(event["app_version"].split(".")[0]), datetime.now(timezone.utc).date()),
+                 int(event["app_version"].split(".")[0]), datetime.now(UTC).date()),
             )
             conn.commit()
         return len(body_list) / (time.perf_counter() - started)
@@ -256,7 +256,7 @@ def sensor_tick_ms(sqs: SQSResource) -> float:
         started = time.perf_counter()
         result = login_queue_sensor(context)
         elapsed = (time.perf_counter() - started) * 1000
-    assert not result.run_requests, "an idle tick must request no run"
+    assert isinstance(result, dg.SensorResult) and not result.run_requests, "an idle tick must request no run"
     return elapsed
 
 
@@ -288,7 +288,8 @@ def run(args) -> str:
             )
             base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), baseline_bodies))
             rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)",
-                         f"{fmt(core)} msgs/s", f"{BUILD_PROCESSES} build workers; runs: " + ", ".join(map(fmt, core_all))))
+                         f"{fmt(core)} msgs/s",
+                         f"{BUILD_PROCESSES} build workers; runs: " + ", ".join(map(fmt, core_all))))
             rows.append(("core path with the PII vault on (+ AES-SIV of ip and device_id, pii_vault rows)",
                          f"{fmt(vaulted)} msgs/s", "runs: " + ", ".join(map(fmt, vaulted_all))))
             rows.append((f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + "
@@ -360,7 +361,7 @@ def run(args) -> str:
 
 def report(rows, args) -> str:
     lines = [
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
         f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
         f"Python {platform.python_version()}, Postgres 16 (pgserver), LocalStack SQS. "
         f"Median of {args.reps} repetitions per figure.",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -164,15 +165,15 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
     return summary
 
 
-def drain_until_interrupted(*args, **kwargs) -> DrainSummary:
+def drain_until_interrupted(*args: Any, **kwargs: Any) -> DrainSummary:
     """`drain` in a worker thread, so that an interrupt of this thread never lands inside a transaction:
     Dagster raises DagsterExecutionInterruptedError in the step's thread when the run is cancelled or gets
     SIGTERM (Ctrl-C raises KeyboardInterrupt). The drain is told to stop receiving, finishes the chunk in
     flight (COMMIT, then delete), returns what it received after that to the queue, and then the
     interrupt goes on."""
-    stop = threading.Event()
+    stop = kwargs["stop"] = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as runner:
-        future = runner.submit(drain, *args, stop=stop, **kwargs)
+        future = runner.submit(drain, *args, **kwargs)
         try:
             return future.result()
         except BaseException:

@@ -52,8 +52,7 @@ def store(
     while parts:
         part = parts.pop()
         try:
-            usable = part is messages and prebuilt is not None
-            batch = prebuilt if usable else build_batch(part, key, vault_key)
+            batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, key, vault_key)
             result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
         except NOT_ABOUT_THE_MESSAGES:
             raise

@@ -40,9 +40,12 @@ _worker_keys: tuple[MaskingKey, VaultKey | None] | None = None
 
 
 def _start_worker(parent: int, secret: bytes, vault_secret: bytes | None) -> None:
-    global _worker_keys
+    global _worker_keys  # noqa: PLW0603 (a ProcessPoolExecutor initializer can only leave state in the module)
     gc.freeze()  # the parent's objects, inherited: the worker's collections need not walk (and copy) them
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A Dagster run turns SIGTERM into KeyboardInterrupt, and a forked worker would inherit that: the pool then
+    # could not stop a worker (it sends SIGTERM when another died), and closing it would wait forever.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _worker_keys = MaskingKey.from_secret(secret), VaultKey.from_secret(vault_secret) if vault_secret else None
 
@@ -54,6 +57,7 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _build_in_worker(messages: list[ReceivedMessage]) -> Batch:
+    assert _worker_keys is not None, "set by _start_worker"
     key, vault_key = _worker_keys
     return build_batch(messages, key, vault_key)
 
@@ -119,10 +123,10 @@ def store_chunks(
         for messages in chunks:
             building.append((messages, builder.submit(messages)))
             while len(building) > builder.ahead:
-                messages, built = building.popleft()
-                yield messages, store(conn, messages, key, vault_key, _batch_or_none(built))
+                oldest, built = building.popleft()
+                yield oldest, store(conn, oldest, key, vault_key, _batch_or_none(built))
         while building:
-            messages, built = building.popleft()
-            yield messages, store(conn, messages, key, vault_key, _batch_or_none(built))
+            oldest, built = building.popleft()
+            yield oldest, store(conn, oldest, key, vault_key, _batch_or_none(built))
     finally:
         builder.close()

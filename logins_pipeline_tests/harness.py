@@ -16,7 +16,6 @@ from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQSResource
 
-
 # A SQLite instance in the slice's DAGSTER_HOME: runs of one test never see another's.
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
@@ -68,7 +67,9 @@ def new_pipeline(postgres: LocalPostgres, base_env: dict[str, str], folder: Path
     """A new queue pair on the SQS server of `base_env` and a new database on `postgres`; DAGSTER_HOME in
     `folder`."""
     name = f"t{uuid.uuid4().hex[:12]}"
-    queue_url = create_queues(sqs_resource(base_env).client(), name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq")
+    queue_url = create_queues(
+        sqs_resource(base_env).client(), name=f"login-queue-{name}", dlq_name=f"login-queue-{name}-dlq"
+    )
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     dsn = postgres.admin_dsn(name)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -25,6 +26,8 @@ from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE
 from logins_pipeline.failpoints import failpoint
 
 SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
+Client = Any  # a boto3 SQS client: boto3 ships no types
+T = TypeVar("T")
 # A thread of receive_chunk asks whether the queue is dry after this many empty receives in a row.
 EMPTY_RECEIVES_TO_DRY = 2
 # AWS refuses receives with OverLimit while a standard queue has ~120,000 messages in flight (parallel runs
@@ -37,7 +40,8 @@ _SESSION_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _session(profile_name, region_name, access_key_id, secret_access_key, session_token) -> boto3.session.Session:
+def _session(profile_name: str | None, region_name: str | None, access_key_id: str | None,
+             secret_access_key: str | None, session_token: str | None) -> boto3.session.Session:
     return boto3.session.Session(
         profile_name=profile_name,
         region_name=region_name,
@@ -82,7 +86,7 @@ class _Budget:
             self.left += count
 
 
-def chunks(items: list, size: int = SQS_BATCH) -> list[list]:
+def chunks(items: list[T], size: int = SQS_BATCH) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -93,7 +97,7 @@ class SQSResource(ResourceWithBoto3Configuration):
         default=120, ge=1, description="Seconds a received message stays hidden while its chunk is processed"
     )
 
-    def client(self):
+    def client(self) -> Client:
         """A new boto3 SQS client; make one per thread. Sessions are shared (a new one costs ~50 ms, most
         of an idle sensor tick) and locked, because creating clients from one session is not thread-safe."""
         session = _session(
@@ -115,7 +119,7 @@ class SQSResource(ResourceWithBoto3Configuration):
                 "sqs", endpoint_url=self.endpoint_url, use_ssl=self.use_ssl, verify=self.verify, config=config
             )
 
-    def queue_depth(self, client=None) -> QueueDepth:
+    def queue_depth(self, client: Client | None = None) -> QueueDepth:
         attributes = (client or self.client()).get_queue_attributes(
             QueueUrl=self.queue_url,
             AttributeNames=[
@@ -130,7 +134,7 @@ class SQSResource(ResourceWithBoto3Configuration):
             delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
         )
 
-    def receive(self, client, max_messages: int = SQS_BATCH, visibility_timeout: int | None = None,
+    def receive(self, client: Client, max_messages: int = SQS_BATCH, visibility_timeout: int | None = None,
                 queue_url: str | None = None) -> list[ReceivedMessage]:
         """One ReceiveMessage call (of this queue, or of `queue_url`), hiding the messages for
         `visibility_timeout` seconds (default: the resource's)."""
@@ -155,7 +159,7 @@ class SQSResource(ResourceWithBoto3Configuration):
         ]
 
     def receive_chunk(self, limit: int, receivers: int, visibility_timeout: int | None = None,
-                      hold: Callable[[list[ReceivedMessage], float], None] = lambda messages, since: None,
+                      hold: Callable[[list[ReceivedMessage], float], object] = lambda messages, since: None,
                       stop: threading.Event | None = None) -> "ReceivedChunk":
         """Up to `limit` messages, received by `receivers` threads in parallel until the chunk is full, the
         queue is dry (see `_is_dry`), the chunk has been filling for FILL_SECONDS, or `stop` is set.
@@ -199,7 +203,7 @@ class SQSResource(ResourceWithBoto3Configuration):
             messages = [m for share in shares for m in share.result()]
         return ReceivedChunk(messages, dry.is_set())
 
-    def _is_dry(self, client) -> bool:
+    def _is_dry(self, client: Client) -> bool:
         """Asked after EMPTY_RECEIVES_TO_DRY empty receives in a row by one thread. Empty long polls alone
         are not proof: false empties happen on AWS (a 5% rate gives three in a row once in 8,000 tries, and a
         100,000-message drain makes some 20,000 receives). The queue's visible count alone is not either: it
@@ -207,7 +211,9 @@ class SQSResource(ResourceWithBoto3Configuration):
         lags the other way (still > 0 when the queue is empty) costs empty polls until FILL_SECONDS."""
         return self.queue_depth(client).visible == 0
 
-    def delete(self, messages: list[ReceivedMessage], client=None, queue_url: str | None = None) -> int:
+    def delete(
+        self, messages: list[ReceivedMessage], client: Client | None = None, queue_url: str | None = None
+    ) -> int:
         """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
         redelivered after the visibility timeout, and their second write is a no-op)."""
         client = client or self.client()
@@ -222,7 +228,7 @@ class SQSResource(ResourceWithBoto3Configuration):
                 failpoint("mid_delete")  # one batch deleted, the others not
         return failed
 
-    def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client=None) -> int:
+    def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client: Client | None = None) -> int:
         """ChangeMessageVisibilityBatch in groups of 10: hide the messages for `seconds` more from now (0:
         visible at once); returns how many changes failed (a message already deleted, say)."""
         client = client or self.client()
@@ -244,7 +250,7 @@ class SQSResource(ResourceWithBoto3Configuration):
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return sum(pool.map(lambda group: self.delete(group, self.client()), groups))
 
-    def send_bodies(self, bodies: list[str], client=None) -> int:
+    def send_bodies(self, bodies: list[str], client: Client | None = None) -> int:
         """SendMessageBatch in groups of 10; returns how many sends failed."""
         client = client or self.client()
         failed = 0
@@ -269,12 +275,12 @@ class SQSResource(ResourceWithBoto3Configuration):
         failed = 0
         groups = chunks(bodies, 100)
         with ThreadPoolExecutor(max_workers=senders) as pool:
-            for group, group_failed in zip(groups, pool.map(send, groups)):
+            for group, group_failed in zip(groups, pool.map(send, groups), strict=True):
                 failed += group_failed
                 progress(len(group))
         return failed
 
-    def dead_letter_url(self, client) -> str | None:
+    def dead_letter_url(self, client: Client) -> str | None:
         """The URL of the queue's dead-letter queue, from its redrive policy; None if it has none."""
         attributes = client.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"])
         policy = attributes.get("Attributes", {}).get("RedrivePolicy")
@@ -282,9 +288,9 @@ class SQSResource(ResourceWithBoto3Configuration):
             return None
         arn = json.loads(policy)["deadLetterTargetArn"]  # arn:aws:sqs:region:account:name
         _, _, _, _, account, name = arn.split(":", 5)
-        return client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+        return str(client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
-    def dead_letter_depth(self, client) -> int | None:
+    def dead_letter_depth(self, client: Client) -> int | None:
         url = self.dead_letter_url(client)
         if url is None:
             return None
