@@ -6,6 +6,7 @@ import dagster as dg
 
 from logins_pipeline import settings
 from logins_pipeline.defs.logins.alerts import run_failure_alert
+from logins_pipeline.defs.logins.analytics import ANALYTICS_ASSETS, analytics_automation, daily_analytics_job
 from logins_pipeline.defs.logins.assets import ingest_logins
 from logins_pipeline.defs.logins.checks import user_logins_checks
 from logins_pipeline.defs.logins.jobs import ingest_logins_job
@@ -50,10 +51,10 @@ install_redaction()
 
 
 defs = dg.Definitions(
-    assets=[ingest_logins],
+    assets=[ingest_logins, *ANALYTICS_ASSETS],
     asset_checks=[user_logins_checks],
-    jobs=[ingest_logins_job],
-    sensors=[login_queue_sensor, run_failure_alert],
+    jobs=[ingest_logins_job, daily_analytics_job],
+    sensors=[login_queue_sensor, run_failure_alert, analytics_automation],
     resources=resources_from_env(),
     loggers={"console": console_logger},
 )

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 import dagster as dg
 from pydantic import Field
 
+from logins_pipeline.analytics import days_written_since
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
 from logins_pipeline.ingest import DrainLimits, DrainSummary, drain_until_interrupted
@@ -81,7 +82,16 @@ def _lag_seconds(summary: DrainSummary) -> float:
     return round((datetime.now(timezone.utc) - summary.oldest_sent_at).total_seconds(), 3)
 
 
-def _results(summary: DrainSummary):
+def _days_written(postgres: PostgresResource, since: datetime) -> dict:
+    """The days this run (and any run alongside it) wrote rows to, for the analytics' automation."""
+    with postgres.connect() as conn:
+        written, invalidated = days_written_since(conn, since)
+    return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]),
+            "new_device_days_invalidated": dg.MetadataValue.json([d.isoformat() for d in invalidated]),
+            "days_written_count": len(written)}
+
+
+def _results(summary: DrainSummary, days: dict):
     rate = dg.MetadataValue.float(round(summary.rate, 1))
     lag = dg.MetadataValue.float(_lag_seconds(summary))
     yield dg.MaterializeResult(
@@ -105,6 +115,7 @@ def _results(summary: DrainSummary):
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+            **days,
         },
     )
     yield dg.MaterializeResult(
@@ -134,6 +145,8 @@ def ingest_logins(
             f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
         )
 
+    with postgres.connect() as conn:
+        started = conn.execute("SELECT now()").fetchone()[0]  # the database's clock, as ingested_at's
     limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers,
                          visibility_timeout=config.visibility_timeout, build_processes=config.build_processes)
     try:
@@ -152,4 +165,4 @@ def ingest_logins(
             f"{summary.failed} message(s) failed alone ({errors}) and stay in the queue: redelivered, then "
             "moved to the dead-letter queue after the queue's maxReceiveCount (see `logins-pipeline redrive`)"
         )
-    yield from _results(summary)
+    yield from _results(summary, _days_written(postgres, started))

@@ -1,0 +1,62 @@
+"""Declarative automation of the daily analytics: refresh exactly the days a drain wrote to.
+
+`AutomationCondition.eager()` would refresh only the latest daily partition, but a drain can write rows for
+any day: a message that waited in the queue, or one redriven from the dead-letter queue, keeps the day it
+was sent. So each materialization of user_logins records the days it wrote in its metadata
+(`days_written`, and `new_device_days_invalidated` for new_device_logins: see analytics.days_written_since),
+and the condition below turns the materializations since the previous tick into those days' partitions.
+It runs in the code server (`use_user_code_server=True`), as custom conditions must.
+"""
+
+from datetime import date
+
+import dagster as dg
+
+from logins_pipeline.defs.logins.assets import user_logins
+
+DAYS_WRITTEN = "days_written"
+NEW_DEVICE_DAYS_INVALIDATED = "new_device_days_invalidated"
+MATERIALIZATIONS_PER_TICK = 1_000  # more drains than this between two 30 s ticks would be unheard of
+
+
+class DaysWrittenByADrain(dg.AutomationCondition):
+    """True for the daily partitions whose days a user_logins materialization since the previous evaluation
+    lists under any of `metadata_keys`."""
+
+    def __init__(self, metadata_keys: tuple[str, ...]):
+        self.metadata_keys = metadata_keys
+
+    @property
+    def name(self) -> str:
+        return f"days_written_by_a_drain({', '.join(self.metadata_keys)})"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        after = context.previous_max_storage_id
+        if after is None or context.partitions_def is None:  # first tick: only what happens from now on
+            return dg.AutomationResult(context, context.get_empty_subset())
+        records = context.asset_graph_view.instance.fetch_materializations(
+            dg.AssetRecordsFilter(user_logins.key, after_storage_id=after,
+                                  before_storage_id=(context.max_storage_id or after) + 1),
+            limit=MATERIALIZATIONS_PER_TICK,
+        ).records
+        days = {day for record in records for day in days_in(record.asset_materialization.metadata, self.metadata_keys)}
+        keys = set(context.partitions_def.get_partition_keys(dynamic_partitions_store=None))
+        written = context.asset_graph_view.get_subset_from_partition_keys(
+            context.key, context.partitions_def, {d.isoformat() for d in days} & keys
+        )
+        return dg.AutomationResult(context, context.candidate_subset.compute_intersection(written))
+
+
+def days_in(metadata: dict, keys: tuple[str, ...]) -> set[date]:
+    return {date.fromisoformat(day) for key in keys if key in metadata for day in metadata[key].value}
+
+
+def refresh_written_days(*metadata_keys: str) -> dg.AutomationCondition:
+    """Refresh the partitions of the days a drain wrote, once user_logins' blocking checks have passed on
+    that materialization: remembered from the tick it was seen until the partition is requested (or
+    materialized by hand), so a check that finishes a tick later only delays the refresh."""
+    return (
+        DaysWrittenByADrain(metadata_keys).since_last_handled()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("refresh_days_written_by_drains")
