@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
+from logins_pipeline import analytics
 from logins_pipeline.backdate import send_dated
 from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.defs.logins.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS
@@ -62,3 +63,89 @@ def test_each_days_figures_match_the_generators_ground_truth(pipeline, instance,
     checks = instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
     assert {r.event_log_entry.dagster_event.event_specific_data.passed for r in checks} == {True}
     assert len(checks) == len(TABLES)
+
+
+def test_materializing_a_day_twice_gives_the_same_tables(pipeline, instance, activity):
+    _, now = activity
+    day = day_of(now, 1).isoformat()
+    assert run_analytics_day(day, instance=instance).success
+    first = snapshot(pipeline)
+    assert run_analytics_day(day, instance=instance).success
+    assert snapshot(pipeline) == first
+    assert all(first[table] for table in TABLES)
+
+
+# --- automation -------------------------------------------------------------------------------------------
+
+EVENT = {"user_id": "u-late", "app_version": "2.1.0", "device_type": "ios", "ip": "198.51.100.7", "locale": "DE",
+         "device_id": "123-45-6789"}
+
+
+class Ticks:
+    """The analytics' automation conditions, evaluated tick after tick as the automation sensor does."""
+
+    def __init__(self, instance):
+        from logins_pipeline.definitions import defs
+
+        self.defs, self.instance, self.cursor = defs, instance, None
+
+    def tick(self) -> dict[str, set[str]]:
+        from logins_pipeline.defs.logins.analytics import ANALYTICS_ASSETS
+
+        result = dg.evaluate_automation_conditions(
+            defs=self.defs, instance=self.instance, cursor=self.cursor,
+            asset_selection=dg.AssetSelection.assets(*ANALYTICS_ASSETS),
+        )
+        self.cursor = result.cursor
+        requested = {name: result.get_requested_partitions(dg.AssetKey(name)) for name in TABLES}
+        return {name: days for name, days in requested.items() if days}
+
+
+def everywhere(*days: date) -> dict[str, set[str]]:
+    return {table: {d.isoformat() for d in days} for table in TABLES}
+
+
+def drain(pipeline, instance, dated: list[tuple[dict, int]], now: datetime):
+    bodies = [json.dumps(event) for event, _ in dated]
+    assert send_dated(pipeline.sqs, pipeline.key, bodies, [ago for _, ago in dated], now) == 0
+    return run_ingest_job(instance=instance)
+
+
+def test_a_drain_refreshes_every_day_it_wrote_including_a_late_one_within_one_tick(pipeline, instance):
+    now = datetime.now(timezone.utc)
+    today, two_days_ago = day_of(now, 0), day_of(now, 2)
+    ticks = Ticks(instance)
+    assert ticks.tick() == {}  # the first tick only sets the cursor
+
+    assert drain(pipeline, instance, [(EVENT, 0), ({**EVENT, "user_id": "u-other"}, 0)], now).success
+    assert ticks.tick() == everywhere(today)
+    assert ticks.tick() == {}  # requested once
+    assert run_analytics_day(today.isoformat(), instance=instance).success
+    assert pipeline.scalar("SELECT count(*) FROM new_device_logins WHERE create_date = %s", (today,)) == 2
+
+    # A login of two days ago arrives late: same user, same device. Its day is refreshed, and so is
+    # today's new_device_logins, where that pair is no longer new.
+    late = drain(pipeline, instance, [(EVENT, 2)], now)
+    assert late.success and late.metadata["inserted"] == 1
+    assert late.metadata["days_written"] == [two_days_ago.isoformat()]
+    assert ticks.tick() == {**everywhere(two_days_ago), "new_device_logins": {two_days_ago.isoformat(), today.isoformat()}}
+    with pipeline.postgres.connect() as conn:  # until it is refreshed, today's check says it is stale
+        assert analytics.offending_rows(conn, analytics.NEW_DEVICE_LOGINS, today) == 1
+    assert run_analytics_day(today.isoformat(), instance=instance).success  # as the requested run does
+    assert pipeline.scalar("SELECT count(*) FROM new_device_logins WHERE create_date = %s", (today,)) == 1
+    assert ticks.tick() == {}
+
+    # A drain that stores no row (a message that is quarantined) refreshes nothing.
+    pipeline.seed(['{"foo": "oops_wrong_msg_type"}'])
+    assert run_ingest_job(instance=instance).metadata["quarantined"] == 1
+    assert ticks.tick() == {}
+
+
+def test_nothing_is_refreshed_while_a_blocking_check_of_user_logins_fails(pipeline, instance):
+    now = datetime.now(timezone.utc)
+    ticks = Ticks(instance)
+    ticks.tick()
+    pipeline.query("INSERT INTO user_logins (user_id, create_date) VALUES (NULL, current_date) RETURNING 1")
+    outcome = drain(pipeline, instance, [(EVENT, 0)], now)
+    assert ticks.tick() == {}
+    assert not outcome.success

@@ -11,6 +11,7 @@ It runs in the code server (`use_user_code_server=True`), as custom conditions m
 from datetime import date
 
 import dagster as dg
+from dagster._core.asset_graph_view.timing_metadata import TimingMetadata  # no public name in Dagster 1.13
 
 from logins_pipeline.defs.logins.assets import user_logins
 
@@ -31,20 +32,30 @@ class DaysWrittenByADrain(dg.AutomationCondition):
         return f"days_written_by_a_drain({', '.join(self.metadata_keys)})"
 
     def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
-        after = context.previous_max_storage_id
-        if after is None or context.partitions_def is None:  # first tick: only what happens from now on
-            return dg.AutomationResult(context, context.get_empty_subset())
+        if context.previous_temporal_context is None or context.partitions_def is None:
+            return dg.AutomationResult(context, context.get_empty_subset())  # first tick: from now on
+        after = context.previous_max_storage_id or 0  # None: the event log was empty on the previous tick
         records = context.asset_graph_view.instance.fetch_materializations(
             dg.AssetRecordsFilter(user_logins.key, after_storage_id=after,
                                   before_storage_id=(context.max_storage_id or after) + 1),
             limit=MATERIALIZATIONS_PER_TICK,
         ).records
-        days = {day for record in records for day in days_in(record.asset_materialization.metadata, self.metadata_keys)}
-        keys = set(context.partitions_def.get_partition_keys(dynamic_partitions_store=None))
-        written = context.asset_graph_view.get_subset_from_partition_keys(
-            context.key, context.partitions_def, {d.isoformat() for d in days} & keys
-        )
-        return dg.AutomationResult(context, context.candidate_subset.compute_intersection(written))
+        written_at = {}  # partition key -> when the latest materialization that wrote its day happened
+        for record in records:
+            for day in days_in(record.asset_materialization.metadata, self.metadata_keys):
+                written_at[day.isoformat()] = max(written_at.get(day.isoformat(), 0.0), record.timestamp)
+        keys = set(context.partitions_def.get_partition_keys()) & set(written_at)
+
+        def subset(partition_keys):
+            return context.asset_graph_view.get_subset_from_partition_keys(
+                context.key, context.partitions_def, set(partition_keys))
+
+        # When the day was written: if the same tick also sees the partition requested, `since` keeps it
+        # true only if the drain's write came after the request.
+        timing = TimingMetadata(timestamps={
+            at: subset(k for k in keys if written_at[k] == at) for at in {written_at[k] for k in keys}})
+        return dg.AutomationResult(context, context.candidate_subset.compute_intersection(subset(keys)),
+                                   timing_metadata=timing)
 
 
 def days_in(metadata: dict, keys: tuple[str, ...]) -> set[date]:
@@ -53,10 +64,12 @@ def days_in(metadata: dict, keys: tuple[str, ...]) -> set[date]:
 
 def refresh_written_days(*metadata_keys: str) -> dg.AutomationCondition:
     """Refresh the partitions of the days a drain wrote, once user_logins' blocking checks have passed on
-    that materialization: remembered from the tick it was seen until the partition is requested (or
-    materialized by hand), so a check that finishes a tick later only delays the refresh."""
+    that materialization: remembered from the tick it was seen until the partition is requested, so a
+    check that finishes a tick later only delays the refresh. (Not `since_last_handled()`: its reset also
+    counts a materialization, and on a tick that sees both a drain and a refresh of the same day it
+    cannot tell which came first, so the drain's rows would be dropped.)"""
     return (
-        DaysWrittenByADrain(metadata_keys).since_last_handled()
+        DaysWrittenByADrain(metadata_keys).since(dg.AutomationCondition.newly_requested())
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
         & ~dg.AutomationCondition.in_progress()
     ).with_label("refresh_days_written_by_drains")
