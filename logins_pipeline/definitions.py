@@ -6,7 +6,7 @@ import dagster as dg
 
 from logins_pipeline import settings
 from logins_pipeline.defs.logins.alerts import run_failure_alert
-from logins_pipeline.defs.logins.analytics import ANALYTICS_ASSETS, analytics_automation, daily_analytics_job
+from logins_pipeline.defs.logins.analytics import analytics_automation, daily_analytics, daily_analytics_job
 from logins_pipeline.defs.logins.assets import ingest_logins
 from logins_pipeline.defs.logins.checks import user_logins_checks
 from logins_pipeline.defs.logins.jobs import ingest_logins_job
@@ -51,7 +51,7 @@ install_redaction()
 
 
 defs = dg.Definitions(
-    assets=[ingest_logins, *ANALYTICS_ASSETS],
+    assets=[ingest_logins, daily_analytics],
     asset_checks=[user_logins_checks],
     jobs=[ingest_logins_job, daily_analytics_job],
     sensors=[login_queue_sensor, run_failure_alert, analytics_automation],

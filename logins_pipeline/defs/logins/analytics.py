@@ -1,8 +1,8 @@
 """The daily analytics assets downstream of user_logins, partitioned by create_date (UTC), computed in
 Postgres (logins_pipeline/analytics.py) and refreshed by declarative automation (automation.py).
 
-Each asset checks its own day as it writes it (check_specs): the check result belongs to that
-materialization and that partition.
+One multi-asset step computes a day of the five tables (of those selected: a run may refresh only some),
+and checks each as it writes it: the check result belongs to that materialization and that partition.
 """
 
 import warnings
@@ -24,81 +24,81 @@ DEVICE_MIN_USERS = 3
 ADDRESS_MIN_USERS = 10
 
 
-class SharedDevicesConfig(dg.Config):
-    min_users: int = Field(default=DEVICE_MIN_USERS, ge=2, description="Distinct users a device needs in a day")
+class AnalyticsConfig(dg.Config):
+    device_min_users: int = Field(default=DEVICE_MIN_USERS, ge=2,
+                                  description="shared_devices: distinct users a device needs in a day")
+    address_min_users: int = Field(default=ADDRESS_MIN_USERS, ge=2,
+                                   description="shared_addresses: distinct users an address needs in a day")
 
 
-class SharedAddressesConfig(dg.Config):
-    min_users: int = Field(default=ADDRESS_MIN_USERS, ge=2, description="Distinct users an address needs in a day")
-
-
-def _spec(table: analytics.Table, description: str, *condition_keys: str) -> dict:
-    return dict(
-        name=table.name,
+def _spec(table: analytics.Table, description: str, *condition_keys: str) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        table.name,
         deps=[user_logins],
         group_name=GROUP,
         kinds={"postgres"},
-        partitions_def=DAILY,
         description=description,
         metadata={"dagster/table_name": f"public.{table.name}"},
         automation_condition=refresh_written_days(*condition_keys),
-        check_specs=[dg.AssetCheckSpec(table.check_name, asset=table.name, description=table.check_description)],
     )
 
 
-def _materialize(context: dg.AssetExecutionContext, postgres: PostgresResource, table: analytics.Table,
-                 min_users: int | None = None) -> dg.MaterializeResult:
+SPECS = {
+    analytics.DAILY_LOGIN_STATS: _spec(
+        analytics.DAILY_LOGIN_STATS, "public.daily_login_stats: per day, logins, distinct users, devices and "
+        "addresses, and logins by device_type, locale and app version.", DAYS_WRITTEN),
+    analytics.SHARED_DEVICES: _spec(
+        analytics.SHARED_DEVICES, "public.shared_devices: per day, each masked device id used by at least "
+        "min_users distinct users, with its users and logins.", DAYS_WRITTEN),
+    analytics.SHARED_ADDRESSES: _spec(
+        analytics.SHARED_ADDRESSES, "public.shared_addresses: per day, each masked IP used by at least "
+        "min_users distinct users, with its users and logins.", DAYS_WRITTEN),
+    analytics.NEW_DEVICE_LOGINS: _spec(
+        analytics.NEW_DEVICE_LOGINS, "public.new_device_logins: per day, the logins whose (user, masked device) "
+        "pair appears on no earlier day: sign-ins from a new device.", DAYS_WRITTEN, NEW_DEVICE_DAYS_INVALIDATED),
+    analytics.APP_VERSION_ADOPTION: _spec(
+        analytics.APP_VERSION_ADOPTION, "public.app_version_adoption: per day, the share of that day's distinct "
+        "users who logged in with each app version.", DAYS_WRITTEN),
+}
+
+
+@dg.multi_asset(
+    name="daily_analytics",
+    specs=list(SPECS.values()),
+    partitions_def=DAILY,
+    can_subset=True,  # the automation may refresh one table of a day (new_device_logins) and not the others
+    check_specs=[dg.AssetCheckSpec(table.check_name, asset=spec.key, description=table.check_description)
+                 for table, spec in SPECS.items()],
+)
+def daily_analytics(context: dg.AssetExecutionContext, config: AnalyticsConfig, postgres: PostgresResource):
+    """One step for the day's tables (a run per day, not a process per table), on one connection."""
     day = date.fromisoformat(context.partition_key)
+    min_users = {analytics.SHARED_DEVICES: config.device_min_users,
+                 analytics.SHARED_ADDRESSES: config.address_min_users}
     with postgres.connect() as conn:
-        figures = analytics.refresh_day(conn, table, day, min_users)
-        offending = analytics.offending_rows(conn, table, day)
-    context.log.info(f"{table.name} {day}: {figures}")
-    metadata = {name: dg.MetadataValue.float(float(v)) if isinstance(v, float) else int(v)
-                for name, v in figures.items() if name != "rows"}
-    return dg.MaterializeResult(
-        metadata={"dagster/row_count": figures["rows"], **metadata,
-                  **({"min_users": min_users} if min_users is not None else {})},
-        check_results=[dg.AssetCheckResult(check_name=table.check_name, passed=offending == 0,
-                                           metadata={"offending_rows": offending})],
-    )
+        for table, spec in SPECS.items():
+            if spec.key not in context.selected_asset_keys:
+                continue
+            figures = analytics.refresh_day(conn, table, day, min_users.get(table))
+            offending = analytics.offending_rows(conn, table, day)
+            context.log.info(f"{table.name} {day}: {figures}")
+            yield dg.MaterializeResult(
+                asset_key=spec.key,
+                metadata={"dagster/row_count": figures.pop("rows"), **_metadata(figures),
+                          **({"min_users": min_users[table]} if table in min_users else {})},
+                check_results=[dg.AssetCheckResult(check_name=table.check_name, asset_key=spec.key,
+                                                   passed=offending == 0, metadata={"offending_rows": offending})],
+            )
 
 
-@dg.asset(**_spec(analytics.DAILY_LOGIN_STATS, "public.daily_login_stats: per day, logins, distinct users, "
-                  "devices and addresses, and logins by device_type, locale and app version.", DAYS_WRITTEN))
-def daily_login_stats(context: dg.AssetExecutionContext, postgres: PostgresResource):
-    return _materialize(context, postgres, analytics.DAILY_LOGIN_STATS)
+def _metadata(figures: dict) -> dict:
+    return {name: dg.MetadataValue.float(value) if isinstance(value, float) else int(value)
+            for name, value in figures.items()}
 
-
-@dg.asset(**_spec(analytics.SHARED_DEVICES, "public.shared_devices: per day, each masked device id used by at "
-                  "least min_users distinct users, with its users and logins.", DAYS_WRITTEN))
-def shared_devices(context: dg.AssetExecutionContext, postgres: PostgresResource, config: SharedDevicesConfig):
-    return _materialize(context, postgres, analytics.SHARED_DEVICES, config.min_users)
-
-
-@dg.asset(**_spec(analytics.SHARED_ADDRESSES, "public.shared_addresses: per day, each masked IP used by at least "
-                  "min_users distinct users, with its users and logins.", DAYS_WRITTEN))
-def shared_addresses(context: dg.AssetExecutionContext, postgres: PostgresResource, config: SharedAddressesConfig):
-    return _materialize(context, postgres, analytics.SHARED_ADDRESSES, config.min_users)
-
-
-@dg.asset(**_spec(analytics.NEW_DEVICE_LOGINS, "public.new_device_logins: per day, the logins whose (user, masked "
-                  "device) pair appears on no earlier day: sign-ins from a new device.",
-                  DAYS_WRITTEN, NEW_DEVICE_DAYS_INVALIDATED))
-def new_device_logins(context: dg.AssetExecutionContext, postgres: PostgresResource):
-    return _materialize(context, postgres, analytics.NEW_DEVICE_LOGINS)
-
-
-@dg.asset(**_spec(analytics.APP_VERSION_ADOPTION, "public.app_version_adoption: per day, the share of that day's "
-                  "distinct users who logged in with each app version.", DAYS_WRITTEN))
-def app_version_adoption(context: dg.AssetExecutionContext, postgres: PostgresResource):
-    return _materialize(context, postgres, analytics.APP_VERSION_ADOPTION)
-
-
-ANALYTICS_ASSETS = [daily_login_stats, shared_devices, shared_addresses, new_device_logins, app_version_adoption]
 
 daily_analytics_job = dg.define_asset_job(
     "daily_analytics_job",
-    selection=dg.AssetSelection.assets(*ANALYTICS_ASSETS),
+    selection=dg.AssetSelection.assets(daily_analytics),
     description="Recompute one day of every analytics table from user_logins (a backfill: a range of days).",
 )
 
@@ -106,7 +106,7 @@ with warnings.catch_warnings():  # use_user_code_server is beta in Dagster 1.13
     warnings.simplefilter("ignore", dg.BetaWarning)
     analytics_automation = dg.AutomationConditionSensorDefinition(
         "analytics_automation",
-        target=dg.AssetSelection.assets(*ANALYTICS_ASSETS),
+        target=dg.AssetSelection.assets(daily_analytics),
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         use_user_code_server=True,  # the condition is custom Python (automation.py)
