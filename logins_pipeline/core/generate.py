@@ -50,7 +50,7 @@ def generate_logins(count: int, seed: int | None = None):
 # --- activity with repeats, for the analytics ------------------------------------------------------------
 
 LOGINS_PER_USER = 8
-LOGINS_PER_SHARED_VALUE = 5_000  # one shared device and one shared address per this many logins
+LOGINS_PER_SHARED_VALUE = 2_000  # one shared device and one shared address per this many logins
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class _User:
     addresses: list[str]  # home, mobile
     locale: str | None
     version: str
+    shared_device: tuple | None = None  # a device this user shares with others, used for half their logins
 
 
 def _population(rng: random.Random, count: int) -> list[_User]:
@@ -79,7 +80,7 @@ def _population(rng: random.Random, count: int) -> list[_User]:
     for _ in range(max(1, count // LOGINS_PER_SHARED_VALUE)):
         device = (_device_id(rng), rng.choice(DEVICE_TYPES))
         for user in rng.sample(users, min(len(users), rng.randint(3, 8))):
-            user.devices.append(device)
+            user.shared_device = device
         address = _ip(rng)
         for user in rng.sample(users, min(len(users), rng.randint(10, 30))):
             user.addresses[1] = address
@@ -95,7 +96,10 @@ def generate_activity(count: int, days: int = 1, seed: int | None = None) -> lis
     logins = []
     for _ in range(count):
         user = rng.choice(users)
-        device_id, device_type = user.devices[0] if rng.random() < 0.6 else rng.choice(user.devices)
+        if user.shared_device and rng.random() < 0.5:
+            device_id, device_type = user.shared_device
+        else:
+            device_id, device_type = user.devices[0] if rng.random() < 0.7 else rng.choice(user.devices)
         if rng.random() < 0.05:
             user.version = _version(rng)
         event = {"user_id": user.user_id, "app_version": user.version, "device_type": device_type,
