@@ -27,11 +27,13 @@ browser:
 up: install
 	$(BIN)/logins-pipeline up
 
-# The main job on the local services: reset the demo data, seed the sample, run once, show the result.
+# The main job on the local services: reset the demo data, seed the sample (spread over the last 3 days),
+# run once, compute each day's analytics and print their figures, show the result.
 demo: up
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline reset --yes
-	$(LOCAL_ENV) && $(BIN)/logins-pipeline seed
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline seed --days 3
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline run
+	$(LOCAL_ENV) && $(BIN)/logins-pipeline analytics
 	$(LOCAL_ENV) && $(BIN)/logins-pipeline status
 
 # The Dagster UI and daemon (sensor running) on http://127.0.0.1:$(UI_PORT), against the same local services.

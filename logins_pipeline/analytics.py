@@ -12,6 +12,10 @@ from datetime import date
 
 import psycopg
 
+# The default thresholds of shared_devices / shared_addresses (README "Analytics" says why): a device used
+# by 3 or more distinct users in a day, an address by 10 or more.
+DEVICE_MIN_USERS = 3
+ADDRESS_MIN_USERS = 10
 # Sorts and hashes over a million rows of a day stay in memory (the default 4 MB spills them to disk).
 WORK_MEM = "256MB"
 ANALYTICS_LOCK = 7_452_020  # pg_advisory_xact_lock(ANALYTICS_LOCK + table, day): one refresh of a day at a time
@@ -187,3 +191,36 @@ def days_written_since(conn: psycopg.Connection, since) -> tuple[list[date], lis
         ORDER BY 1
         """, (since,))]
     return written, later
+
+
+def logged_days(conn: psycopg.Connection) -> list[date]:
+    """Every day user_logins has rows for (a walk of the create_date index, one probe per day)."""
+    return [day for (day,) in conn.execute("""
+        WITH RECURSIVE days AS (
+            (SELECT create_date FROM public.user_logins WHERE create_date IS NOT NULL ORDER BY 1 LIMIT 1)
+            UNION ALL
+            SELECT (SELECT create_date FROM public.user_logins WHERE create_date > days.create_date ORDER BY 1 LIMIT 1)
+            FROM days WHERE days.create_date IS NOT NULL
+        )
+        SELECT create_date FROM days WHERE create_date IS NOT NULL""")]
+
+
+FIGURES_OF_DAYS = """
+    SELECT d.day::date, s.logins, s.users, s.devices, s.addresses,
+           (SELECT count(*) FROM public.shared_devices WHERE create_date = d.day),
+           (SELECT count(*) FROM public.shared_addresses WHERE create_date = d.day),
+           (SELECT count(*) FROM public.new_device_logins WHERE create_date = d.day),
+           (SELECT app_version_text || ' ' || round(share * 100) || '%%' FROM public.app_version_adoption
+            WHERE create_date = d.day ORDER BY share DESC, app_version DESC LIMIT 1)
+    FROM unnest(%s::date[]) AS d(day) LEFT JOIN public.daily_login_stats AS s ON s.create_date = d.day
+    ORDER BY 1
+"""
+FIGURE_COLUMNS = ("day", "logins", "users", "devices", "addresses", "shared devices", "shared addresses",
+                  "new-device logins", "top version (users)")
+
+
+def day_figures_table(conn: psycopg.Connection, days: list[date]) -> str:
+    """The figures of `days` from the analytics tables, as an aligned text table."""
+    rows = [tuple("" if v is None else str(v) for v in row) for row in conn.execute(FIGURES_OF_DAYS, (days,))]
+    widths = [max(len(str(c)) for c in column) for column in zip(FIGURE_COLUMNS, *rows)]
+    return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(row, widths)) for row in [FIGURE_COLUMNS, *rows])

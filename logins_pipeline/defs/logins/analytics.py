@@ -12,16 +12,13 @@ import dagster as dg
 from pydantic import Field
 
 from logins_pipeline import analytics
+from logins_pipeline.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS
 from logins_pipeline.defs.logins.assets import GROUP, user_logins
 from logins_pipeline.defs.logins.automation import DAYS_WRITTEN, NEW_DEVICE_DAYS_INVALIDATED, refresh_written_days
 from logins_pipeline.resources.postgres import PostgresResource
 
 # end_offset=1: today's partition exists while today's logins arrive (it is refreshed again as they do).
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
-
-# The default thresholds of shared_devices / shared_addresses (README "Analytics" says why).
-DEVICE_MIN_USERS = 3
-ADDRESS_MIN_USERS = 10
 
 
 class AnalyticsConfig(dg.Config):
