@@ -71,7 +71,7 @@ def test_user_logins_checks_block_and_the_analytics_wait_for_them():
         assert node.group_name == "logins" and node.parent_keys == {dg.AssetKey("user_logins")}
         assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition) and node.partitions_def.timezone == "UTC"
         labels = str(node.automation_condition.get_snapshot())
-        assert "all_deps_blocking_checks_passed" in labels and "days_written_by_a_drain" in labels
+        assert "all_deps_blocking_checks_passed" in labels and "days_listed_by(user_logins.days_written" in labels
 
 
 def test_the_analytics_automation_sensor_runs_by_default_without_a_cron():

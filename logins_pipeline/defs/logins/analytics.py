@@ -14,11 +14,15 @@ from pydantic import Field
 from logins_pipeline import analytics
 from logins_pipeline.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS
 from logins_pipeline.defs.logins.assets import GROUP, user_logins
-from logins_pipeline.defs.logins.automation import DAYS_WRITTEN, NEW_DEVICE_DAYS_INVALIDATED, refresh_written_days
+from logins_pipeline.defs.logins.automation import DAYS_WRITTEN, refresh_listed_days
 from logins_pipeline.resources.postgres import PostgresResource
 
 # end_offset=1: today's partition exists while today's logins arrive (it is refreshed again as they do).
 DAILY = dg.DailyPartitionsDefinition(start_date="2024-01-01", end_offset=1)
+
+
+WRITTEN_BY_A_DRAIN = (user_logins.key, DAYS_WRITTEN)
+LATER_DAYS_INVALIDATED = "later_days_invalidated"
 
 
 class AnalyticsConfig(dg.Config):
@@ -28,7 +32,7 @@ class AnalyticsConfig(dg.Config):
                                    description="shared_addresses: distinct users an address needs in a day")
 
 
-def _spec(table: analytics.Table, description: str, *condition_keys: str) -> dg.AssetSpec:
+def _spec(table: analytics.Table, description: str, *sources: tuple[dg.AssetKey, str]) -> dg.AssetSpec:
     return dg.AssetSpec(
         table.name,
         deps=[user_logins],
@@ -36,26 +40,27 @@ def _spec(table: analytics.Table, description: str, *condition_keys: str) -> dg.
         kinds={"postgres"},
         description=description,
         metadata={"dagster/table_name": f"public.{table.name}"},
-        automation_condition=refresh_written_days(*condition_keys),
+        automation_condition=refresh_listed_days(*sources),
     )
 
 
 SPECS = {
     analytics.DAILY_LOGIN_STATS: _spec(
         analytics.DAILY_LOGIN_STATS, "public.daily_login_stats: per day, logins, distinct users, devices and "
-        "addresses, and logins by device_type, locale and app version.", DAYS_WRITTEN),
+        "addresses, and logins by device_type, locale and app version.", WRITTEN_BY_A_DRAIN),
     analytics.SHARED_DEVICES: _spec(
         analytics.SHARED_DEVICES, "public.shared_devices: per day, each masked device id used by at least "
-        "min_users distinct users, with its users and logins.", DAYS_WRITTEN),
+        "min_users distinct users, with its users and logins.", WRITTEN_BY_A_DRAIN),
     analytics.SHARED_ADDRESSES: _spec(
         analytics.SHARED_ADDRESSES, "public.shared_addresses: per day, each masked IP used by at least "
-        "min_users distinct users, with its users and logins.", DAYS_WRITTEN),
+        "min_users distinct users, with its users and logins.", WRITTEN_BY_A_DRAIN),
     analytics.NEW_DEVICE_LOGINS: _spec(
         analytics.NEW_DEVICE_LOGINS, "public.new_device_logins: per day, the logins whose (user, masked device) "
-        "pair appears on no earlier day: sign-ins from a new device.", DAYS_WRITTEN, NEW_DEVICE_DAYS_INVALIDATED),
+        "pair appears on no earlier day: sign-ins from a new device.", WRITTEN_BY_A_DRAIN,
+        (dg.AssetKey(analytics.NEW_DEVICE_LOGINS.name), LATER_DAYS_INVALIDATED)),
     analytics.APP_VERSION_ADOPTION: _spec(
         analytics.APP_VERSION_ADOPTION, "public.app_version_adoption: per day, the share of that day's distinct "
-        "users who logged in with each app version.", DAYS_WRITTEN),
+        "users who logged in with each app version.", WRITTEN_BY_A_DRAIN),
 }
 
 
@@ -68,27 +73,32 @@ SPECS = {
                  for table, spec in SPECS.items()],
 )
 def daily_analytics(context: dg.AssetExecutionContext, config: AnalyticsConfig, postgres: PostgresResource):
-    """One step for the day's tables (a run per day, not a process per table), on one connection."""
+    """One step, one transaction for the day's tables (those selected: a run may refresh only some)."""
     day = date.fromisoformat(context.partition_key)
-    min_users = {analytics.SHARED_DEVICES: config.device_min_users,
-                 analytics.SHARED_ADDRESSES: config.address_min_users}
+    tables = [table for table, spec in SPECS.items() if spec.key in context.selected_asset_keys]
+    min_users = {analytics.SHARED_DEVICES.name: config.device_min_users,
+                 analytics.SHARED_ADDRESSES.name: config.address_min_users}
     with postgres.connect() as conn:
-        for table, spec in SPECS.items():
-            if spec.key not in context.selected_asset_keys:
-                continue
-            figures = analytics.refresh_day(conn, table, day, min_users.get(table))
-            offending = analytics.offending_rows(conn, table, day)
-            context.log.info(f"{table.name} {day}: {figures}")
-            yield dg.MaterializeResult(
-                asset_key=spec.key,
-                metadata={"dagster/row_count": figures.pop("rows"), **_metadata(figures),
-                          **({"min_users": min_users[table]} if table in min_users else {})},
-                check_results=[dg.AssetCheckResult(check_name=table.check_name, asset_key=spec.key,
-                                                   passed=offending == 0, metadata={"offending_rows": offending})],
-            )
+        refreshed = analytics.refresh_day(conn, tables, day, min_users)
+        offending = {table.name: analytics.offending_rows(conn, table, day) for table in tables}
+    for table in tables:
+        done = refreshed[table.name]
+        context.log.info(f"{table.name} {day}: {done.rows} rows, {done.figures}")
+        metadata = {"dagster/row_count": done.rows, **_numbers(done.figures)}
+        if table.name in min_users:
+            metadata["min_users"] = min_users[table.name]
+        if table.invalidated:
+            metadata[LATER_DAYS_INVALIDATED] = dg.MetadataValue.json([d.isoformat() for d in done.later_days_invalidated])
+        yield dg.MaterializeResult(
+            asset_key=SPECS[table].key,
+            metadata=metadata,
+            check_results=[dg.AssetCheckResult(check_name=table.check_name, asset_key=SPECS[table].key,
+                                               passed=offending[table.name] == 0,
+                                               metadata={"offending_rows": offending[table.name]})],
+        )
 
 
-def _metadata(figures: dict) -> dict:
+def _numbers(figures: dict) -> dict:
     return {name: dg.MetadataValue.float(value) if isinstance(value, float) else int(value)
             for name, value in figures.items()}
 

@@ -83,12 +83,11 @@ def _lag_seconds(summary: DrainSummary) -> float:
 
 
 def _days_written(postgres: PostgresResource, since: datetime) -> dict:
-    """The days this run (and any run alongside it) wrote rows to, for the analytics' automation."""
+    """The days this run (and any run alongside it) wrote rows to: what the analytics' automation refreshes
+    (defs/logins/automation.py)."""
     with postgres.connect() as conn:
-        written, invalidated = days_written_since(conn, since)
-    return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]),
-            "new_device_days_invalidated": dg.MetadataValue.json([d.isoformat() for d in invalidated]),
-            "days_written_count": len(written)}
+        written = days_written_since(conn, since)
+    return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]), "days_written_count": len(written)}
 
 
 def _results(summary: DrainSummary, days: dict):

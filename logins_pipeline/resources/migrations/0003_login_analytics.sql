@@ -1,14 +1,11 @@
 -- Daily login analytics downstream of user_logins (README "Analytics"): one table per asset, each
 -- rewritten one day (create_date) at a time by logins_pipeline/analytics.py. Safe to run twice.
 
--- One day's partition reads its rows by create_date (a date repeats a million times a day: the btree's
--- deduplication keeps this index small).
+-- Two indexes on user_logins, both cheap to keep up as a drain appends (docs/benchmarks.md has the cost):
+-- one day's partition reads its rows by create_date (a date repeats a million times a day: the btree's
+-- deduplication keeps this index small) ...
 CREATE INDEX IF NOT EXISTS user_logins_create_date_idx ON public.user_logins (create_date);
--- new_device_logins asks, for each login of a day, whether its (user, device) pair was seen on an earlier
--- day: one probe of this index per login, whatever the size of the table.
-CREATE INDEX IF NOT EXISTS user_logins_user_device_date_idx
-    ON public.user_logins (user_id, masked_device_id, create_date);
--- The days a drain wrote to are those of the rows it inserted, found by ingested_at (the time of their
+-- ... and the days a drain wrote to are those of the rows it inserted, found by ingested_at (the time of their
 -- transaction). BRIN: a few pages, almost free to keep up on an append-only time column.
 CREATE INDEX IF NOT EXISTS user_logins_ingested_at_brin ON public.user_logins USING brin (ingested_at);
 
@@ -44,6 +41,15 @@ CREATE TABLE IF NOT EXISTS public.shared_addresses (
     PRIMARY KEY (create_date, masked_ip)
 );
 
+-- The first day each (user_id, masked_device_id) pair logged in, as far as the days refreshed so far show:
+-- new_device_logins keeps it, so that asking "seen before?" costs one probe of this small table per pair
+-- instead of an index over user_logins that every drain would pay for. pair = md5(user_id || '/' ||
+-- masked_device_id): 16 bytes, a hash of values that are already tokens. Internal: no analyst grant.
+CREATE TABLE IF NOT EXISTS public.user_device_first_seen (
+    pair      uuid PRIMARY KEY,
+    first_day date NOT NULL
+);
+
 -- Per day: the logins whose (user_id, masked_device_id) pair appears on no earlier day.
 CREATE TABLE IF NOT EXISTS public.new_device_logins (
     create_date      date         NOT NULL,
@@ -67,6 +73,7 @@ CREATE TABLE IF NOT EXISTS public.app_version_adoption (
 
 -- The pipeline (logins_writer) rewrites a day of each table; the analyst reads them. Neither gets anything
 -- on pii_vault from here: these tables hold tokens and counts only.
+GRANT SELECT, INSERT, UPDATE ON public.user_device_first_seen TO logins_writer;
 GRANT SELECT, INSERT, DELETE
     ON public.daily_login_stats, public.shared_devices, public.shared_addresses, public.new_device_logins,
        public.app_version_adoption
