@@ -5,7 +5,8 @@ days of 1,000,000 logins each, made in SQL with the repeats of real traffic (125
 each; second devices, shared devices and addresses; tokens of 64 hex characters). It times:
 
 - the Dagster run that materializes the second day's partition of every analytics table (daily_analytics_job,
-  in process, as `logins-pipeline analytics` runs it), and each table's refresh on its own;
+  in process, as `logins-pipeline analytics` runs it), the same refresh in SQL alone, its parts, and each
+  table's refresh on its own;
 - what the analytics cost the drain: inserting 1,000,000 rows with and without migration 0003's indexes,
   and the query that finds the days a 100,000-row run wrote;
 
@@ -80,31 +81,42 @@ def materialize_day_with_dagster(dsn: str) -> float:
     return seconds
 
 
+def load_only(conn: psycopg.Connection) -> None:
+    with conn.transaction(force_rollback=True):
+        conn.execute(analytics.LOAD_DAY, {"day": DAY})
+
+
+def explain(conn: psycopg.Connection, sql: str, params: dict) -> str:
+    rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", params).fetchall()
+    return "\n".join(line for (line,) in rows)
+
+
 def plans(conn: psycopg.Connection) -> dict[str, str]:
-    """Each table's INSERT for DAY, EXPLAIN (ANALYZE, BUFFERS), rolled back."""
-    found = {}
-    for table in analytics.TABLES.values():
-        min_users = {"shared_devices": analytics.DEVICE_MIN_USERS,
-                     "shared_addresses": analytics.ADDRESS_MIN_USERS}.get(table.name)
-        with conn.transaction(force_rollback=True):
-            conn.execute(f"SET LOCAL work_mem = '{analytics.WORK_MEM}'")
-            conn.execute(f"DELETE FROM public.{table.name} WHERE create_date = %(day)s", {"day": DAY})
-            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {table.insert}",
-                                {"day": DAY, "min_users": min_users}).fetchall()
-        found[table.name] = "\n".join(line for (line,) in rows)
+    """EXPLAIN (ANALYZE, BUFFERS) of loading DAY and of each table's statements for it, rolled back."""
+    params = {"day": DAY}
+    with conn.transaction(force_rollback=True):
+        conn.execute(f"SET LOCAL work_mem = '{analytics.WORK_MEM}'")
+        found = {"load the day (login_day)": explain(conn, analytics.LOAD_DAY, params)}
+        conn.execute("ANALYZE login_day")
+        for table in analytics.TABLES.values():
+            table_params = {**params, "min_users": analytics.MIN_USERS.get(table.name)}
+            conn.execute(f"DELETE FROM public.{table.name} WHERE create_date = %(day)s", params)
+            statements = ((table.invalidated,) if table.invalidated else ()) + table.inserts
+            found[table.name] = "\n\n".join(explain(conn, sql, table_params) for sql in statements)
     return found
 
 
 def insert_cost(conn: psycopg.Connection) -> tuple[float, float]:
-    """Seconds to insert a day of ROWS into user_logins as migrated, and into a copy of it with only the
-    indexes it had before migration 0003."""
-    with_indexes = timed(lambda: conn.execute(GENERATE_DAY, {"day": DAY + timedelta(days=1)}))
+    """Seconds to insert a day of ROWS into an empty copy of user_logins with all its indexes, and into one
+    with only the indexes it had before migration 0003 (the unique message_id)."""
+    conn.execute("CREATE TABLE indexed (LIKE public.user_logins INCLUDING DEFAULTS INCLUDING INDEXES)")
     conn.execute("CREATE TABLE bare (LIKE public.user_logins INCLUDING DEFAULTS)")
     conn.execute("CREATE UNIQUE INDEX ON bare (message_id)")
-    bare = GENERATE_DAY.replace("INSERT INTO public.user_logins", "INSERT INTO bare")
-    without = timed(lambda: conn.execute(bare, {"day": DAY + timedelta(days=1)}))
-    conn.execute("DROP TABLE bare")
-    return with_indexes, without
+    seconds = [timed(lambda t=table: conn.execute(GENERATE_DAY.replace("INSERT INTO public.user_logins",
+                                                                     f"INSERT INTO {t}"), {"day": DAY}))
+               for table in ("indexed", "bare")]
+    conn.execute("DROP TABLE indexed, bare")
+    return seconds[0], seconds[1]
 
 
 def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
@@ -121,21 +133,20 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
             total = conn.execute("SELECT count(*) FROM public.user_logins").fetchone()[0]
             day_rows = conn.execute("SELECT count(*) FROM public.user_logins WHERE create_date = %s", (DAY,)).fetchone()[0]
 
+            first_day = timed(lambda: analytics.refresh_day(conn, list(analytics.TABLES.values()), DAY - timedelta(days=1)))
             dagster_seconds = materialize_day_with_dagster(dsn)
-            per_table = {
-                name: median_of(reps, lambda t=table: analytics.refresh_day(
-                    conn, t, DAY, {"shared_devices": analytics.DEVICE_MIN_USERS,
-                                   "shared_addresses": analytics.ADDRESS_MIN_USERS}.get(name)))
-                for name, table in analytics.TABLES.items()
-            }
+            all_tables = median_of(reps, lambda: analytics.refresh_day(conn, list(analytics.TABLES.values()), DAY))
+            per_table = {name: median_of(reps, lambda t=table: analytics.refresh_day(conn, [t], DAY))
+                         for name, table in analytics.TABLES.items()}
+            load_day = median_of(reps, lambda: load_only(conn))
+            checks = median_of(reps, lambda: [analytics.offending_rows(conn, t, DAY) for t in analytics.TABLES.values()])
             figures = {name: analytics.figures(conn, table, DAY) for name, table in analytics.TABLES.items()}
             found_plans = plans(conn)
             with_indexes, without = insert_cost(conn)
-            # A run that wrote 100,000 rows of DAY (late: DAY + 1 has rows, so the later-days lookup has work).
-            since = conn.execute("SELECT now()").fetchone()[0]
+            # A run that wrote 100,000 rows in its last 30 s.
             conn.execute("UPDATE public.user_logins SET ingested_at = now() WHERE message_id IN "
                          "(SELECT message_id FROM public.user_logins WHERE create_date = %s LIMIT 100000)", (DAY,))
-            days_query = median_of(reps, lambda: analytics.days_written_since(conn, since))
+            days_query = median_of(reps, lambda: analytics.days_written_since(conn, 30))
     finally:
         postgres.stop()
 
@@ -149,10 +160,13 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
         "|---|---|---|",
         f"| **one day's partition of all five tables, a Dagster run** (`daily_analytics_job`, in process) "
         f"| **{dagster_seconds:.2f}** | < 10 |",
-        f"| the five refreshes alone (SQL, sum of the medians below) | {sum(per_table.values()):.2f} | |",
-        *(f"| `{name}` ({', '.join(f'{k} {v:,}' if isinstance(v, int) else f'{k} {v:.3f}' for k, v in figures[name].items())}) "
+        f"| the same refresh in SQL alone (`analytics.refresh_day`, one transaction) | {all_tables:.2f} | |",
+        f"| of which loading the day into `login_day` | {load_day:.2f} | |",
+        f"| the five checks after it | {checks:.2f} | |",
+        f"| the day before, the first day (every pair new to `user_device_first_seen`) | {first_day:.2f} | |",
+        *(f"| `{name}` alone (with its own load of the day) ({', '.join(f'{k} {v:,}' if isinstance(v, int) else f'{k} {v:.3f}' for k, v in figures[name].items())}) "
           f"| {seconds:.2f} | |" for name, seconds in per_table.items()),
-        f"| insert 1,000,000 rows into user_logins with migration 0003's indexes | {with_indexes:.2f} | |",
+        f"| insert 1,000,000 rows into an empty user_logins with migration 0003's two indexes | {with_indexes:.2f} | |",
         f"| the same without them (only the unique message_id) | {without:.2f} | |",
         f"| the days a 100,000-row run wrote (`days_written_since`, after each drain) | {days_query:.3f} | |",
     ]

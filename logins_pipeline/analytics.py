@@ -123,9 +123,10 @@ NEW_DEVICE_LOGINS = Table(
     """,
     inserts=("""
         INSERT INTO public.user_device_first_seen (pair, first_day)
-        SELECT DISTINCT pair, %(day)s::date FROM login_day WHERE pair IS NOT NULL
+        SELECT pair, %(day)s::date FROM (SELECT DISTINCT pair FROM login_day WHERE pair IS NOT NULL) AS today
+        WHERE NOT EXISTS (SELECT 1 FROM public.user_device_first_seen AS seen
+                          WHERE seen.pair = today.pair AND seen.first_day <= %(day)s)
         ON CONFLICT (pair) DO UPDATE SET first_day = excluded.first_day
-        WHERE user_device_first_seen.first_day > excluded.first_day
     """, """
         INSERT INTO public.new_device_logins (create_date, message_id, user_id, masked_device_id, device_type, sent_at)
         SELECT %(day)s, login.message_id, login.user_id, login.masked_device_id, login.device_type, login.sent_at
@@ -150,12 +151,13 @@ APP_VERSION_ADOPTION = Table(
     name="app_version_adoption",
     lock=5,
     inserts=("""
-        WITH day_users AS (SELECT count(*) AS users FROM (SELECT DISTINCT user_id FROM login_day) AS d)
+        WITH version_users AS MATERIALIZED (
+            SELECT DISTINCT app_version, user_id FROM login_day WHERE app_version IS NOT NULL AND user_id IS NOT NULL
+        ), day_users AS (SELECT count(*) AS users FROM (SELECT DISTINCT user_id FROM version_users) AS d)
         INSERT INTO public.app_version_adoption (create_date, app_version, app_version_text, users, share)
         SELECT %(day)s, app_version, public.app_version_text(app_version), count(*),
                round(count(*)::numeric / (SELECT users FROM day_users), 6)
-        FROM (SELECT DISTINCT app_version, user_id FROM login_day
-              WHERE app_version IS NOT NULL AND user_id IS NOT NULL) AS v
+        FROM version_users
         GROUP BY app_version
     """,),
     figures="""
@@ -226,11 +228,12 @@ def offending_rows(conn: psycopg.Connection, table: Table, day: date) -> int:
     return conn.execute(table.check, {"day": day}).fetchone()[0]
 
 
-def days_written_since(conn: psycopg.Connection, since) -> list[date]:
-    """The days of the rows inserted at or after `since` (a database timestamp: ingested_at is the time of
-    the inserting transaction), through the BRIN index on ingested_at."""
+def days_written_since(conn: psycopg.Connection, seconds: float) -> list[date]:
+    """The days of the rows inserted in the last `seconds` (ingested_at is the time of the inserting
+    transaction, on the database's clock), through the BRIN index on ingested_at."""
     return [day for (day,) in conn.execute(
-        "SELECT DISTINCT create_date FROM public.user_logins WHERE ingested_at >= %s ORDER BY 1", (since,))]
+        "SELECT DISTINCT create_date FROM public.user_logins"
+        " WHERE ingested_at >= now() - make_interval(secs => %s) ORDER BY 1", (seconds,))]
 
 
 def logged_days(conn: psycopg.Connection) -> list[date]:

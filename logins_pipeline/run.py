@@ -83,6 +83,6 @@ def run_analytics_day(day: str, instance: dg.DagsterInstance | None = None) -> R
         return RunOutcome(result.run_id, False, error=_first_failure(result))
     figures = {
         m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
-        for m in result.get_asset_materialization_events() for m in [m.materialization]
+        for m in result.asset_materializations_for_node("daily_analytics")
     }
     return RunOutcome(result.run_id, True, metadata=figures)

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from logins_pipeline.defs.logins.analytics import daily_analytics
 from logins_pipeline.defs.logins.assets import GROUP, ingest_logins
 from logins_pipeline.local.browser import chromium_page, open_lineage
 from logins_pipeline.local.dagster_ui import dagster_ui
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
 
-    assets = [key.to_user_string() for key in ingest_logins.keys]
+    assets = [key.to_user_string() for key in (*ingest_logins.keys, *daily_analytics.keys)]
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ)) as ui, chromium_page(args.width, args.height) as page:
         ui.dismiss_onboarding()
         open_lineage(page, ui.url, GROUP, assets)

@@ -5,10 +5,13 @@ the checks, and the automation that refreshes exactly the days a drain wrote."""
 import json
 from datetime import date, datetime, timedelta, timezone
 
+from pathlib import Path
+
 import dagster as dg
+import psycopg
 import pytest
 
-from logins_pipeline import analytics
+from logins_pipeline import analytics, settings
 from logins_pipeline.backdate import send_dated
 from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS
@@ -17,6 +20,15 @@ from logins_pipeline.run import run_analytics_day, run_ingest_job
 pytestmark = pytest.mark.integration
 
 DAYS = 3
+REPO = Path(__file__).parents[2]
+README = (REPO / "README.md").read_text()
+
+
+def example_queries() -> list[str]:
+    """The statements of docs/analytics-examples.sql, as README shows them (indented by 4)."""
+    lines = (REPO / "docs" / "analytics-examples.sql").read_text().splitlines()
+    code = "\n".join(line for line in lines if not line.startswith("--"))
+    return ["\n    ".join(s.strip().splitlines()) + ";" for s in code.split(";") if s.strip()]
 TABLES = ["daily_login_stats", "shared_devices", "shared_addresses", "new_device_logins", "app_version_adoption"]
 
 
@@ -68,6 +80,11 @@ def test_each_days_figures_match_the_generators_ground_truth_and_a_second_run_ch
     checks = instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records
     assert {r.event_log_entry.dagster_event.event_specific_data.passed for r in checks} == {True}
     assert len(checks) == len(TABLES)
+
+    for query in example_queries():  # README's examples, as the analyst
+        assert query in README
+        with psycopg.connect(pipeline.env[settings.ANALYST_DSN], autocommit=True) as analyst:
+            analyst.execute(query).fetchall()
 
     first = snapshot(pipeline)
     assert all(first[table] for table in TABLES)

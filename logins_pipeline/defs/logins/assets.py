@@ -22,6 +22,7 @@ from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
 
 GROUP = "logins"
+DAYS_WRITTEN_MARGIN_S = 1  # rows are looked for this much further back than the drain lasted (clock slack)
 POOL = "logins_ingest"  # the instance limits how many runs hold it at once (dagster.yaml: concurrency.pools)
 
 raw_login_messages = dg.AssetSpec(
@@ -82,11 +83,11 @@ def _lag_seconds(summary: DrainSummary) -> float:
     return round((datetime.now(timezone.utc) - summary.oldest_sent_at).total_seconds(), 3)
 
 
-def _days_written(postgres: PostgresResource, since: datetime) -> dict:
+def _days_written(postgres: PostgresResource, drain_seconds: float) -> dict:
     """The days this run (and any run alongside it) wrote rows to: what the analytics' automation refreshes
-    (defs/logins/automation.py)."""
+    (defs/logins/automation.py). Asked after the drain, on the database's clock (ingested_at's)."""
     with postgres.connect() as conn:
-        written = days_written_since(conn, since)
+        written = days_written_since(conn, drain_seconds + DAYS_WRITTEN_MARGIN_S)
     return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]), "days_written_count": len(written)}
 
 
@@ -144,8 +145,6 @@ def ingest_logins(
             f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
         )
 
-    with postgres.connect() as conn:
-        started = conn.execute("SELECT now()").fetchone()[0]  # the database's clock, as ingested_at's
     limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers,
                          visibility_timeout=config.visibility_timeout, build_processes=config.build_processes)
     try:
@@ -164,4 +163,4 @@ def ingest_logins(
             f"{summary.failed} message(s) failed alone ({errors}) and stay in the queue: redelivered, then "
             "moved to the dead-letter queue after the queue's maxReceiveCount (see `logins-pipeline redrive`)"
         )
-    yield from _results(summary, _days_written(postgres, started))
+    yield from _results(summary, _days_written(postgres, summary.seconds))

@@ -7,7 +7,8 @@
 CREATE INDEX IF NOT EXISTS user_logins_create_date_idx ON public.user_logins (create_date);
 -- ... and the days a drain wrote to are those of the rows it inserted, found by ingested_at (the time of their
 -- transaction). BRIN: a few pages, almost free to keep up on an append-only time column.
-CREATE INDEX IF NOT EXISTS user_logins_ingested_at_brin ON public.user_logins USING brin (ingested_at);
+CREATE INDEX IF NOT EXISTS user_logins_ingested_at_brin ON public.user_logins USING brin (ingested_at)
+    WITH (autosummarize = on);
 
 -- Per day: logins, distinct users/devices/addresses, and counts by device_type, locale (null as "(none)")
 -- and app version (as text).
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS public.user_device_first_seen (
     pair      uuid PRIMARY KEY,
     first_day date NOT NULL
 );
+CREATE INDEX IF NOT EXISTS user_device_first_seen_first_day_idx ON public.user_device_first_seen (first_day);
 
 -- Per day: the logins whose (user_id, masked_device_id) pair appears on no earlier day.
 CREATE TABLE IF NOT EXISTS public.new_device_logins (
