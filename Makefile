@@ -59,8 +59,8 @@ chaos: install
 bench: install
 	$(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
-# One day's analytics partition over 1,000,000 rows (target < 10 s), on a Postgres of its own; appends the
-# figures and the query plans to docs/benchmarks.md. A few minutes.
+# One day's analytics partition over 1,000,000 rows (target < 10 s), on a Postgres of its own; writes the
+# figures and the query plans to docs/benchmarks.md (between its analytics-bench markers). A few minutes.
 bench-analytics: install
 	$(BIN)/python benchmarks/analytics_bench.py --write docs/benchmarks.md
 

@@ -10,7 +10,8 @@ each; second devices, shared devices and addresses; tokens of 64 hex characters)
 - what the analytics cost the drain: inserting 1,000,000 rows with and without migration 0003's indexes,
   and the query that finds the days a 100,000-row run wrote;
 
-and prints each refresh's EXPLAIN (ANALYZE, BUFFERS) plan. --write appends them to docs/benchmarks.md.
+and prints each refresh's EXPLAIN (ANALYZE, BUFFERS) plan. --write puts them into docs/benchmarks.md, between
+its analytics-bench markers.
 """
 
 import argparse
@@ -175,11 +176,25 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
     return lines, found_plans
 
 
+START, END = "<!-- analytics-bench:start -->", "<!-- analytics-bench:end -->"
+
+
 def markdown(lines: list[str], found_plans: dict[str, str]) -> str:
-    parts = ["", "## Analytics: one day's partition of 1,000,000 rows (`make bench-analytics`)", "", *lines, ""]
+    parts = [*lines, ""]
     for name, plan in found_plans.items():
         parts += [f"`{name}`:", "", *("    " + line for line in plan.splitlines()), ""]
     return "\n".join(parts)
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace what is between the markers (the text around them is written by hand); append them if new."""
+    current = path.read_text()
+    if START in current:
+        before, rest = current.split(START, 1)
+        after = rest.split(END, 1)[1]
+    else:
+        before, after = current.rstrip("\n") + "\n\n## Analytics (`make bench-analytics`)\n\n", "\n"
+    path.write_text(f"{before}{START}\n{text}{END}{after}")
 
 
 def main() -> None:
@@ -192,8 +207,7 @@ def main() -> None:
     text = markdown(lines, found_plans)
     print(text)
     if args.write:
-        with args.write.open("a") as out:
-            out.write(text)
+        write_section(args.write, text)
 
 
 if __name__ == "__main__":
