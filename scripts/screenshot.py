@@ -23,7 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="PNG file to write, e.g. docs/lineage.png")
     parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--height", type=int, default=1200)
     args = parser.parse_args()
 
     assets = [key.to_user_string() for key in (*ingest_logins.keys, *daily_analytics.keys)]
