@@ -78,13 +78,13 @@ def webserver_and_daemon(pipeline, tmp_path):
 
 def test_a_backfill_of_a_date_range_from_the_ui_fills_every_analytics_table(pipeline, webserver_and_daemon):
     now = datetime.now(timezone.utc)
-    days = [(now - timedelta(days=ago)).date().isoformat() for ago in (3, 2, 1)]
-    events = [{**sample_events()[i], "user_id": f"user-{i % 4}"} for i in range(12)]
-    assert send_dated(pipeline.sqs, pipeline.key, [json.dumps(e) for e in events], [3, 2, 1] * 4, now) == 0
-    assert drain(pipeline.sqs, pipeline.postgres, pipeline.key).inserted == 12
+    days = [(now - timedelta(days=ago)).date().isoformat() for ago in (2, 1)]
+    events = [{**sample_events()[i], "user_id": f"user-{i % 4}"} for i in range(8)]
+    assert send_dated(pipeline.sqs, pipeline.key, [json.dumps(e) for e in events], [2, 1] * 4, now) == 0
+    assert drain(pipeline.sqs, pipeline.postgres, pipeline.key).inserted == 8
 
     backfill_id = webserver_and_daemon.backfill(ANALYTICS, days[0], days[-1])
     assert webserver_and_daemon.wait_for_backfill(backfill_id) == "COMPLETED_SUCCESS"
     for table in ANALYTICS[:1] + ANALYTICS[3:]:  # no address or device is shared by these few users
         assert pipeline.query(f"SELECT DISTINCT create_date::text FROM {table} ORDER BY 1") == [(d,) for d in days]
-    assert pipeline.query("SELECT logins FROM daily_login_stats ORDER BY create_date") == [(4,), (4,), (4,)]
+    assert pipeline.query("SELECT logins FROM daily_login_stats ORDER BY create_date") == [(4,), (4,)]
