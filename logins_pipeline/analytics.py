@@ -189,6 +189,7 @@ APP_VERSION_ADOPTION = Table(
 
 TABLES = {t.name: t for t in (DAILY_LOGIN_STATS, SHARED_DEVICES, SHARED_ADDRESSES, NEW_DEVICE_LOGINS,
                               APP_VERSION_ADOPTION)}
+FIRST_SEEN = "user_device_first_seen"  # new_device_logins' own state, emptied with the tables by `reset`
 MIN_USERS = {SHARED_DEVICES.name: DEVICE_MIN_USERS, SHARED_ADDRESSES.name: ADDRESS_MIN_USERS}
 
 

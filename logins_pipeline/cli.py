@@ -14,7 +14,9 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logins_pipeline import settings
-from logins_pipeline.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS, TABLES, day_figures_table, logged_days
+from logins_pipeline.analytics import (
+    ADDRESS_MIN_USERS, DEVICE_MIN_USERS, FIRST_SEEN, TABLES, day_figures_table, logged_days,
+)
 from logins_pipeline.backdate import send_dated
 from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.core.keys import KeyConfigError
@@ -272,7 +274,8 @@ def reset(yes):
     sqs = _sqs()
     sqs.purge()
     with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
-        conn.execute(f"TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii, {', '.join(TABLES)}")
+        conn.execute(f"TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii, {FIRST_SEEN}, "
+                     + ", ".join(TABLES))
     click.echo("reset: queues purged, tables emptied")
 
 
