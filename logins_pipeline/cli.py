@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import sys
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -13,7 +14,16 @@ import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
 from logins_pipeline import settings
-from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.analytics import (
+    ADDRESS_MIN_USERS,
+    DEVICE_MIN_USERS,
+    FIRST_SEEN,
+    TABLES,
+    day_figures_table,
+    logged_days,
+)
+from logins_pipeline.backdate import send_dated
+from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.core.keys import KeyConfigError
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.vault import VaultError, VaultKey
@@ -134,19 +144,41 @@ def _bodies_from_file(path: Path | None) -> list[str]:
 @main.command()
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A JSON array of login events (default: the bundled 100-message sample).")
-@click.option("--count", type=click.IntRange(min=1), help="Send this many generated realistic logins instead.")
+@click.option("--count", type=click.IntRange(min=1),
+              help="Send this many generated logins of a population of users instead (with repeats: shared "
+                   "devices and addresses, second devices), and print the figures the analytics must find.")
+@click.option("--days", type=click.IntRange(1, 14), default=1, show_default=True,
+              help="Spread the logins over this many days up to today, dated by signed origins as replayed "
+                   "messages are (needs LOGINS_MASKING_KEY; development only).")
+@click.option("--seed", "random_seed", type=int, help="Random seed of --count (the same seed, the same logins).")
 @clear_errors
-def seed(file, count):
+def seed(file, count, days, random_seed):
     """Send login messages to the queue (SendMessageBatch, parallel senders)."""
     if file and count:
         raise click.UsageError("use --file or --count, not both")
     sqs = _sqs()
-    bodies = [json.dumps(e) for e in generate_logins(count)] if count else _bodies_from_file(file)
+    if count:
+        logins = generate_activity(count, days, random_seed)
+        bodies, days_ago = [json.dumps(login.event) for login in logins], [login.days_ago for login in logins]
+    else:
+        bodies = _bodies_from_file(file)
+        days_ago = [i % days for i in range(len(bodies))]
+    now = datetime.now(UTC)
     with click.progressbar(length=len(bodies), label="seeding", file=sys.stderr) as bar:
-        failed = sqs.send_all(bodies, SEND_THREADS, progress=bar.update)
+        if days > 1:
+            failed = send_dated(sqs, _masking_key(), bodies, days_ago, now, SEND_THREADS, progress=bar.update)
+        else:
+            failed = sqs.send_all(bodies, SEND_THREADS, progress=bar.update)
     click.echo(f"sent {len(bodies) - failed} messages" + (f", {failed} failed" if failed else ""))
     if failed:
         sys.exit(1)
+    if count:
+        click.echo(f"the analytics must find (shared: >= {DEVICE_MIN_USERS} users a device, "
+                   f">= {ADDRESS_MIN_USERS} an address):")
+        for ago, f in sorted(expected_figures(logins, DEVICE_MIN_USERS, ADDRESS_MIN_USERS).items(), reverse=True):
+            click.echo(f"  {(now - timedelta(days=ago)).date()}: {f.logins} logins, {f.users} users, "
+                       f"{f.shared_devices} shared devices, {f.shared_addresses} shared addresses, "
+                       f"{f.new_device_logins} new-device logins")
 
 
 def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
@@ -218,11 +250,34 @@ def status():
     click.echo(f"user_logins: {logins} rows; login_quarantine: {quarantined} rows")
 
 
+@main.command("analytics")
+@click.option("--day", "days", multiple=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="A day (YYYY-MM-DD) to refresh; repeatable. Default: every day user_logins has rows for.")
+@clear_errors
+def analytics_command(days):
+    """Materialize the daily analytics of those days (recorded at DAGSTER_HOME) and print each day's figures."""
+    from logins_pipeline.run import run_analytics_day  # imports Dagster's definitions: only when needed
+
+    _require(settings.DAGSTER_HOME)
+    with _postgres().connect() as conn:
+        wanted = [d.date() for d in days] or logged_days(conn)
+    if not wanted:
+        click.echo("user_logins has no rows yet")
+    for day in wanted:
+        outcome = run_analytics_day(day.isoformat())
+        if not outcome.success:
+            click.echo(f"error: run {outcome.run_id} for {day} failed: {outcome.error}", err=True)
+            sys.exit(1)
+    with _postgres().connect() as conn:
+        click.echo(day_figures_table(conn, wanted))
+
+
 @main.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @clear_errors
 def reset(yes):
-    """Development only: purge the queues, empty user_logins, login_quarantine and the vault (not its audit)."""
+    """Development only: purge the queues, empty user_logins, login_quarantine, the analytics and the vault
+    (not its audit)."""
     if os.environ.get(settings.ENVIRONMENT) != "development":
         raise SettingMissing(f"reset only runs with {settings.ENVIRONMENT}=development")
     if not yes:
@@ -231,7 +286,8 @@ def reset(yes):
     sqs = _sqs()
     sqs.purge()
     with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
-        conn.execute("TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii")
+        conn.execute(f"TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii, {FIRST_SEEN}, "
+                     + ", ".join(TABLES))
     click.echo("reset: queues purged, tables emptied")
 
 

@@ -70,3 +70,20 @@ def run_ingest_job(instance: dg.DagsterInstance | None = None, **config) -> RunO
         metadata=values[user_logins.key],
         reasons=values[login_quarantine.key]["quarantined_by_reason"],
     )
+
+
+def run_analytics_day(day: str, instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """Materialize one day (YYYY-MM-DD) of every analytics table; metadata: asset name -> its figures."""
+    result = defs.resolve_job_def("daily_analytics_job").execute_in_process(
+        instance=instance or _open_instance(),
+        partition_key=day,
+        run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": "WARNING"}}}),
+        raise_on_error=False,
+    )
+    if not result.success:
+        return RunOutcome(result.run_id, False, error=_first_failure(result))
+    figures = {
+        m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
+        for m in result.asset_materializations_for_node("daily_analytics")
+    }
+    return RunOutcome(result.run_id, True, metadata=figures)

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 
+from logins_pipeline.defs.logins.analytics import daily_analytics
 from logins_pipeline.defs.logins.assets import GROUP, ingest_logins
 from logins_pipeline.local.browser import chromium_page, open_lineage
 from logins_pipeline.local.dagster_ui import dagster_ui
@@ -22,10 +23,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="PNG file to write, e.g. docs/lineage.png")
     parser.add_argument("--width", type=int, default=1600)
-    parser.add_argument("--height", type=int, default=1000)
+    parser.add_argument("--height", type=int, default=1200)
     args = parser.parse_args()
 
-    assets = [key.to_user_string() for key in ingest_logins.keys]
+    assets = [key.to_user_string() for key in (*ingest_logins.keys, *daily_analytics.keys)]
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ)) as ui, chromium_page(args.width, args.height) as page:
         ui.dismiss_onboarding()
         open_lineage(page, ui.url, GROUP, assets)

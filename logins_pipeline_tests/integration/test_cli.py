@@ -61,6 +61,21 @@ def test_seed_count_generates_realistic_logins(pipeline):
     assert pipeline.sqs.queue_depth().visible == 250
 
 
+def test_seed_days_dates_the_messages_and_analytics_prints_each_days_figures(pipeline):
+    seeded = cli("seed", "--count", "300", "--days", "3", "--seed", "4")
+    assert seeded.returncode == 0, seeded.stderr
+    expected = [line for line in seeded.stdout.splitlines() if line.startswith("  20")]
+    assert len(expected) == 3  # one line per day: what the analytics must find
+    assert cli("run").returncode == 0
+    shown = cli("analytics")
+    assert shown.returncode == 0, shown.stderr
+    rows = shown.stdout.strip().splitlines()[1:]
+    assert [row.split()[0] for row in rows] == [line.split(":")[0].strip() for line in expected]
+    for row, line in zip(rows, expected, strict=True):
+        logins = line.split(": ", 1)[1].split(" logins")[0]
+        assert row.split()[1] == logins
+
+
 def test_postgres_unreachable_is_one_clear_line(pipeline):
     result = cli("status", **{settings.POSTGRES_DSN: f"postgresql://postgres:x@127.0.0.1:{free_port()}/logins"})
     assert_one_line_error(result, "error: Postgres:")

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from logins_pipeline import settings
+from logins_pipeline.analytics import TABLES as ANALYTICS_TABLES
 from logins_pipeline.core.keys import development_key
 from logins_pipeline.core.masking import parse_masking_key, pii_tokens
 from logins_pipeline.core.transform import build_batch
@@ -121,12 +122,17 @@ def test_roles_see_what_they_should_and_nothing_more(pipeline):
         assert denied(analyst, "SELECT * FROM pii_vault.reveal_audit")
         assert denied(analyst, "SELECT * FROM pii_vault.reveal(%s, 'curious')", (message_id,))
         assert denied(analyst, "INSERT INTO user_logins (user_id) VALUES ('x')")
+        for table in ANALYTICS_TABLES:
+            assert analyst.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+            assert denied(analyst, f"DELETE FROM {table}")
     with connect(pipeline, settings.POSTGRES_DSN) as pipeline_writer:
         assert denied(pipeline_writer, "SELECT * FROM pii_vault.login_pii")
         assert denied(pipeline_writer, "SELECT * FROM pii_vault.reveal(%s, 'curious')", (message_id,))
         assert denied(pipeline_writer, "UPDATE user_logins SET user_id = 'x'")
         assert denied(pipeline_writer, "DELETE FROM user_logins")
         assert denied(pipeline_writer, "TRUNCATE login_quarantine")
+        for table in ANALYTICS_TABLES:  # it rewrites a day (DELETE + INSERT), never alters rows in place
+            assert denied(pipeline_writer, f"UPDATE {table} SET create_date = NULL")
     with connect(pipeline, settings.PII_READER_DSN) as reader:
         assert denied(reader, "SELECT * FROM pii_vault.login_pii")  # only through reveal(), audited
         assert len(reader.execute("SELECT * FROM pii_vault.reveal(%s, 'support ticket 1')",
@@ -148,6 +154,7 @@ def test_no_table_the_analyst_can_read_holds_a_sample_value(pipeline):
     assert cli("seed").returncode == 0
     ran = cli("run")
     assert ran.returncode == 0, ran.stderr
+    assert cli("analytics").returncode == 0
     assert pipeline.scalar("SELECT count(*) FROM pii_vault.login_pii") == 99  # the vault is on (env from `up`)
     with connect(pipeline, settings.ANALYST_DSN) as analyst:
         readable = analyst.execute(
@@ -156,10 +163,11 @@ def test_no_table_the_analyst_can_read_holds_a_sample_value(pipeline):
             " AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')"
         ).fetchall()
         assert {name for (name,) in readable} == {
-            "public.user_logins", "public.user_logins_readable", "public.login_quarantine"}
+            "public.user_logins", "public.user_logins_readable", "public.login_quarantine",
+            *(f"public.{table}" for table in ANALYTICS_TABLES)}
         dump = "\n".join(row[0] for (name,) in readable
                          for row in analyst.execute(f"SELECT t::text FROM {name} t").fetchall())
-    assert dump.count("\n") > 190
+    assert dump.count("\n") > 190 + 99  # the analytics too: a new_device_logins row per sample login
     assert not [value for value in sample_pii_values() if value in dump]
 
 

@@ -1,25 +1,33 @@
 """Materialize (and cancel) through the Dagster webserver's GraphQL API, as the UI's buttons do."""
 
 import json
+import os
+from datetime import UTC, datetime, timedelta
 
+import dagster as dg
 import pytest
 
+from logins_pipeline.backdate import send_dated
 from logins_pipeline.defs.logins.assets import ingest_logins
 from logins_pipeline.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.ingest import drain
+from logins_pipeline.local.dagster_ui import dagster_ui
 from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, recover, stored, wait_until
-from logins_pipeline_tests.conftest import sample_events, sample_pii_values
+from logins_pipeline_tests.conftest import REPO, WEBSERVER_ONLY_DAGSTER_YAML, sample_events, sample_pii_values
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSETS = [key.to_user_string() for key in ingest_logins.keys]
+ANALYTICS = ["daily_login_stats", "shared_devices", "shared_addresses", "new_device_logins", "app_version_adoption"]
 
 
-def test_lineage_is_raw_to_masked_to_tables(webserver):
+def test_lineage_is_raw_to_masked_to_tables_to_analytics(webserver):
     assert webserver.lineage() == {
         "raw_login_messages": set(),
         "masked_logins": {"raw_login_messages"},
         "user_logins": {"masked_logins"},
         "login_quarantine": {"masked_logins"},
+        **{name: {"user_logins"} for name in ANALYTICS},
     }
 
 
@@ -55,3 +63,27 @@ def test_cancel_from_the_ui_finishes_the_chunk_in_flight_and_returns_the_rest(pi
     assert stored(pipeline) + depth.visible == len(messages.bodies)  # deleted exactly what it committed
     recover(pipeline, visibility=0)
     assert count(pipeline, messages) == Count()
+
+
+@pytest.fixture
+def webserver_and_daemon(pipeline, tmp_path):
+    """The webserver and the daemon (which runs backfills) on this test's slice of the services."""
+    (pipeline.dagster_home / "dagster.yaml").write_text(WEBSERVER_ONLY_DAGSTER_YAML)
+    # Create the SQLite storage first: two processes creating it at once race in its schema migrations.
+    dg.DagsterInstance.from_config(str(pipeline.dagster_home)).dispose()
+    with dagster_ui(REPO / "workspace.yaml", dict(os.environ), daemon=True, log_dir=tmp_path) as ui:
+        yield ui
+
+
+def test_a_backfill_of_a_date_range_from_the_ui_fills_every_analytics_table(pipeline, webserver_and_daemon):
+    now = datetime.now(UTC)
+    days = [(now - timedelta(days=ago)).date().isoformat() for ago in (2, 1)]
+    events = [{**sample_events()[i], "user_id": f"user-{i % 4}"} for i in range(8)]
+    assert send_dated(pipeline.sqs, pipeline.key, [json.dumps(e) for e in events], [2, 1] * 4, now) == 0
+    assert drain(pipeline.sqs, pipeline.postgres, pipeline.key).inserted == 8
+
+    backfill_id = webserver_and_daemon.backfill(ANALYTICS, days[0], days[-1])
+    assert webserver_and_daemon.wait_for_backfill(backfill_id) == "COMPLETED_SUCCESS"
+    for table in ANALYTICS[:1] + ANALYTICS[3:]:  # no address or device is shared by these few users
+        assert pipeline.query(f"SELECT DISTINCT create_date::text FROM {table} ORDER BY 1") == [(d,) for d in days]
+    assert pipeline.query("SELECT logins FROM daily_login_stats ORDER BY create_date") == [(4,), (4,)]

@@ -15,6 +15,7 @@ from logins_pipeline.defs.resources import resources_from_env
 from logins_pipeline.resources.vault import VaultResource
 
 REPO = Path(__file__).parents[2]
+ANALYTICS = {"daily_login_stats", "shared_devices", "shared_addresses", "new_device_logins", "app_version_adoption"}
 
 
 def test_definitions_validate():
@@ -37,7 +38,8 @@ def test_an_installed_copy_loads_without_the_projects_pyproject_toml(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [str(tmp_path / "logins_pipeline" / "__init__.py"), "['ingest_logins_job']"]
+    jobs = "['daily_analytics_job', 'ingest_logins_job']"
+    assert result.stdout.splitlines() == [str(tmp_path / "logins_pipeline" / "__init__.py"), jobs]
 
 
 def test_each_definition_is_found_once():
@@ -51,9 +53,10 @@ def test_each_definition_is_found_once():
 def test_assets_checks_sensor_and_job_are_defined():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_login_messages", "masked_logins", "user_logins", "login_quarantine"}
+    assert keys == {"raw_login_messages", "masked_logins", "user_logins", "login_quarantine", *ANALYTICS}
     assert {c.name for c in graph.asset_check_keys} == {
-        "no_null_user_id", "masked_values_are_tokens", "message_ids_unique"
+        "no_null_user_id", "masked_values_are_tokens", "message_ids_unique", "logins_match_user_logins",
+        "every_value_is_shared", "devices_not_seen_before", "shares_are_fractions_of_the_day",
     }
     assert defs.resolve_sensor_def("login_queue_sensor").job_name == "ingest_logins_job"
     assert defs.resolve_job_def("ingest_logins_job")
@@ -88,3 +91,23 @@ def test_vault_is_off_unless_its_key_is_set_when_the_location_loads(monkeypatch)
     monkeypatch.setenv(settings.VAULT_KEY, "anything")
     key = vault_resource().key
     assert isinstance(key, dg.EnvVar) and key.env_var_name == settings.VAULT_KEY  # read at run time, not shown
+
+
+def test_user_logins_checks_block_and_the_analytics_wait_for_them():
+    graph = defs.resolve_asset_graph()
+    user_logins_checks = {key for key in graph.asset_check_keys if key.asset_key.to_user_string() == "user_logins"}
+    assert len(user_logins_checks) == 3
+    assert all(graph.get(key).blocking for key in user_logins_checks)
+    for name in ANALYTICS:
+        node = graph.get(dg.AssetKey(name))
+        assert node.group_name == "logins" and node.parent_keys == {dg.AssetKey("user_logins")}
+        assert isinstance(node.partitions_def, dg.DailyPartitionsDefinition) and node.partitions_def.timezone == "UTC"
+        assert node.automation_condition is not None
+        labels = str(node.automation_condition.get_snapshot())
+        assert "all_deps_blocking_checks_passed" in labels and "days_listed_by(user_logins.days_written" in labels
+
+
+def test_the_analytics_automation_sensor_runs_by_default_without_a_cron():
+    sensor = defs.resolve_sensor_def("analytics_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert not defs.schedules

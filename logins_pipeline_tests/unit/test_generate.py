@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.core.generate import DayFigures, Login, expected_figures, generate_activity, generate_logins
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import build_batch
@@ -45,3 +45,42 @@ def test_all_valid_rows(seed):
     result = build_batch(messages, KEY)
     assert result.rejections == []
     assert len(result.rows) == len(events)
+
+
+# --- activity with repeats, and the ground truth of the analytics -----------------------------------------
+
+
+def test_activity_is_deterministic_for_a_seed_and_spans_the_days():
+    logins = generate_activity(2_000, days=3, seed=5)
+    assert logins == generate_activity(2_000, days=3, seed=5)
+    assert len(logins) == 2_000 and {login.days_ago for login in logins} == {0, 1, 2}
+    assert all(set(login.event) == FIELDS for login in logins)
+
+
+def test_activity_repeats_users_devices_and_addresses():
+    events = [login.event for login in generate_activity(10_000, seed=6)]
+    for field in ("user_id", "device_id", "ip"):
+        assert len({e[field] for e in events}) < len(events) / 3, field
+
+
+def test_activity_of_100_000_has_shared_devices_addresses_and_new_devices_every_day():
+    figures = expected_figures(generate_activity(100_000, days=3, seed=1), 3, 10)
+    assert all(f.shared_devices > 0 and f.shared_addresses > 0 for f in figures.values())
+    assert figures[2].new_device_logins == figures[2].logins  # the first day: every device is new
+    assert 0 < figures[0].new_device_logins < figures[0].logins
+
+
+def login(user: str, device: str, ip: str, days_ago: int) -> Login:
+    return Login({"user_id": user, "app_version": "1.0", "device_type": "ios", "ip": ip, "locale": None,
+                  "device_id": device}, days_ago)
+
+
+def test_expected_figures_by_hand():
+    logins = [
+        login("a", "d1", "ip1", 1), login("b", "d1", "ip1", 1), login("a", "d1", "ip1", 0),
+        login("a", "d2", "ip1", 0), login("b", "d1", "ip2", 0), login("c", "d1", "ip2", 0),
+    ]
+    figures = expected_figures(logins, device_min_users=3, address_min_users=2)
+    assert figures[1] == DayFigures(logins=2, users=2, shared_devices=0, shared_addresses=1, new_device_logins=2)
+    # day 0: d1 has a, b, c (shared); ip2 has b, c; new pairs: (a, d2) and (c, d1)
+    assert figures[0] == DayFigures(logins=4, users=3, shared_devices=1, shared_addresses=1, new_device_logins=2)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import dagster as dg
 from pydantic import Field
 
+from logins_pipeline.analytics import days_written_since
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
 from logins_pipeline.ingest import DrainLimits, DrainSummary, drain_until_interrupted
@@ -21,6 +22,7 @@ from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
 
 GROUP = "logins"
+DAYS_WRITTEN_MARGIN_S = 1  # rows are looked for this much further back than the drain lasted (clock slack)
 POOL = "logins_ingest"  # the instance limits how many runs hold it at once (dagster.yaml: concurrency.pools)
 
 raw_login_messages = dg.AssetSpec(
@@ -81,7 +83,15 @@ def _lag_seconds(summary: DrainSummary) -> float:
     return round((datetime.now(UTC) - summary.oldest_sent_at).total_seconds(), 3)
 
 
-def _results(summary: DrainSummary):
+def _days_written(postgres: PostgresResource, drain_seconds: float) -> dict:
+    """The days this run (and any run alongside it) wrote rows to: what the analytics' automation refreshes
+    (defs/logins/automation.py). Asked after the drain, on the database's clock (ingested_at's)."""
+    with postgres.connect() as conn:
+        written = days_written_since(conn, drain_seconds + DAYS_WRITTEN_MARGIN_S)
+    return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]), "days_written_count": len(written)}
+
+
+def _results(summary: DrainSummary, days: dict):
     rate = dg.MetadataValue.float(round(summary.rate, 1))
     lag = dg.MetadataValue.float(_lag_seconds(summary))
     yield dg.MaterializeResult(
@@ -105,6 +115,7 @@ def _results(summary: DrainSummary):
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+            **days,
         },
     )
     yield dg.MaterializeResult(
@@ -152,7 +163,7 @@ def ingest_logins(
             f"{summary.failed} message(s) failed alone ({errors}) and stay in the queue: redelivered, then "
             "moved to the dead-letter queue after the queue's maxReceiveCount (see `logins-pipeline redrive`)"
         )
-    yield from _results(summary)
+    yield from _results(summary, _days_written(postgres, summary.seconds))
 
 
 @dg.definitions

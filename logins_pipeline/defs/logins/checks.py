@@ -24,9 +24,11 @@ TABLE_CHECKS = {
 }
 
 
+# Blocking: a failure fails the run's check step, and the daily analytics downstream are not refreshed
+# from a table that fails them (their automation waits for all_deps_blocking_checks_passed).
 @dg.multi_asset_check(
     specs=[
-        dg.AssetCheckSpec(name, asset=assets.user_logins.key, description=text)
+        dg.AssetCheckSpec(name, asset=assets.user_logins.key, description=text, blocking=True)
         for name, (text, _) in TABLE_CHECKS.items()
     ]
 )
