@@ -31,6 +31,7 @@ Built on Starlette and uvicorn (Dagster's webserver's own server) and httpx for 
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import subprocess
@@ -38,6 +39,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
@@ -214,7 +216,8 @@ class Proxy:
         return JSONResponse(asdict(self.knobs))
 
     def app(self) -> Starlette:
-        async def lifespan(app):
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
             async with httpx.AsyncClient(timeout=60, limits=limits) as self.client:
                 yield
