@@ -39,4 +39,5 @@ def open_lineage(page, ui_url: str, group: str, assets: list[str], timeout_ms: i
     """Open an asset group's lineage graph and wait until every asset in `assets` is drawn."""
     page.goto(f"{ui_url}/locations/logins_pipeline/asset-groups/{group}/lineage")
     for name in assets:
-        page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=timeout_ms)
+        # The first visible match: the same text may also sit in an element that stays hidden.
+        page.get_by_text(name, exact=True).filter(visible=True).first.wait_for(timeout=timeout_ms)

@@ -9,6 +9,7 @@ import subprocess
 import psutil
 import pytest
 
+from logins_pipeline.defs.logins.analytics import daily_analytics
 from logins_pipeline.local.dagster_ui import DagsterUI
 from logins_pipeline.local.services import free_port
 from logins_pipeline_tests.conftest import REPO
@@ -50,6 +51,7 @@ def test_make_dev_shows_the_lineage_and_stops_everything_it_started(pipeline, tm
             "masked_logins": {"raw_login_messages"},
             "user_logins": {"masked_logins"},
             "login_quarantine": {"masked_logins"},
+            **{key.to_user_string(): {"user_logins"} for key in daily_analytics.keys},
         }
         started = [psutil.Process(dev.pid), *psutil.Process(dev.pid).children(recursive=True)]
         names = " ".join(" ".join(p.cmdline()) for p in started)
