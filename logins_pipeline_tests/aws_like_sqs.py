@@ -47,7 +47,7 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -111,6 +111,7 @@ class Call:
     """One SQS call in either protocol: its action, its parameters to rewrite, its encoded error answers."""
 
     def __init__(self, request: Request, body: bytes):
+        self.raw, self.changed = body, False
         self.target = request.headers.get("x-amz-target", "")
         self.is_json = self.target.startswith("AmazonSQS.")
         if self.is_json:
@@ -121,6 +122,9 @@ class Call:
             self.action = self.params.get("Action", "Unknown")
 
     def body(self) -> bytes:
+        """The body to send upstream: as received, unless a parameter was changed."""
+        if not self.changed:
+            return self.raw
         return json.dumps(self.params).encode() if self.is_json else urlencode(self.params).encode()
 
     def empty_receive(self) -> Response:
@@ -158,42 +162,54 @@ class Proxy:
         self.client: httpx.AsyncClient | None = None
 
     async def forward(self, request: Request) -> Response:
-        body = await request.body()
+        try:
+            body = await request.body()
+        except ClientDisconnect:  # the caller died mid-request (a fault trial's kill -9): nobody to answer
+            return Response(status_code=499)
         call = Call(request, body)
-        knobs, calls = self.knobs, self.calls
-        calls.by_action[call.action] += 1
-        await asyncio.sleep(knobs.latency)
-        await self.link.carry(len(body), knobs.bandwidth)
-        fault = self.rng.random() < knobs.error_rate
+        self.calls.by_action[call.action] += 1
+        await asyncio.sleep(self.knobs.latency)
+        await self.link.carry(len(body), self.knobs.bandwidth)
+        fault = self.rng.random() < self.knobs.error_rate
+        return self._refusal(call, fault) or await self._upstream(request, call, fault)
+
+    def _refusal(self, call: Call, fault: bool) -> Response | None:
+        """The answer of a call that never reaches the server; None for one that does (its receive lowered)."""
+        calls = self.calls
         if fault and self.rng.random() < 1 / 3:
             calls.errors["throttled"] += 1
             return call.error(400, "RequestThrottled", "Rate exceeded (injected)")
         if fault and self.rng.random() < 0.5:
             calls.errors["500 before"] += 1
             return call.error(500, "InternalError", "We encountered an internal error (injected before)")
-        if call.action == "ReceiveMessage":
-            if self.rng.random() < knobs.over_limit:
-                calls.errors["over limit"] += 1
-                return call.error(403, "OverLimit", "Too many messages in flight (injected)")
-            if self.rng.random() < knobs.false_empty:
-                calls.false_empties += 1
-                calls.empty_receives += 1
-                return call.empty_receive()
-            asked = int(call.params.get("MaxNumberOfMessages", 1))
-            call.params["MaxNumberOfMessages"] = knobs.receive_count(asked, self.rng)
-            body = call.body()
+        if call.action != "ReceiveMessage":
+            return None
+        if self.rng.random() < self.knobs.over_limit:
+            calls.errors["over limit"] += 1
+            return call.error(403, "OverLimit", "Too many messages in flight (injected)")
+        if self.rng.random() < self.knobs.false_empty:
+            calls.false_empties += 1
+            calls.empty_receives += 1
+            return call.empty_receive()
+        asked = int(call.params.get("MaxNumberOfMessages", 1))
+        call.params["MaxNumberOfMessages"] = self.knobs.receive_count(asked, self.rng)
+        call.changed = True
+        return None
+
+    async def _upstream(self, request: Request, call: Call, fault: bool) -> Response:
+        """The server's answer, counted; or, for a fault after the server acted, an error instead."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         assert self.client is not None, "the proxy's upstream client starts with the server"
-        answer = await self.client.request(request.method, self.upstream + request.url.path, content=body,
+        answer = await self.client.request(request.method, self.upstream + request.url.path, content=call.body(),
                                            headers=headers, params=request.query_params)
         if fault:
-            calls.errors["500 after"] += 1
+            self.calls.errors["500 after"] += 1
             return call.error(500, "InternalError", "We encountered an internal error (injected after)")
         if call.action == "ReceiveMessage" and answer.status_code == 200:
             count = received_count(call, answer.content)
-            calls.receive_messages += count
-            calls.empty_receives += count == 0
-        await self.link.carry(len(answer.content), knobs.bandwidth)
+            self.calls.receive_messages += count
+            self.calls.empty_receives += count == 0
+        await self.link.carry(len(answer.content), self.knobs.bandwidth)
         headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}}
         return Response(answer.content, status_code=answer.status_code, headers=headers)
 
