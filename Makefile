@@ -49,6 +49,7 @@ screenshot: up browser
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The CI command: lint, then the whole suite; the fixtures start their own Postgres and SQS server on free
 # loopback ports.

@@ -30,12 +30,13 @@ from logins_pipeline import settings
 from logins_pipeline.core.generate import generate_logins
 from logins_pipeline.core.masking import parse_masking_key
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.vault import parse_vault_key
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
-from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.drain.ingest import DrainLimits, drain
+from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.local.environment import LocalEnvironment, create_queues
 from logins_pipeline.local.services import free_port
-from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import SQS_BATCH, SQSResource
 from logins_pipeline_tests.aws_like_sqs import AwsLikeSQS
@@ -57,8 +58,9 @@ class Bench:
         self.local = LocalEnvironment(state_dir, sqs_port=free_port(), postgres_port=free_port())
         self.env = self.local.up()
         os.environ.update(self.env)  # boto3 reads the endpoint and credentials; spawned workers inherit them
-        self.key = parse_masking_key(self.env[settings.MASKING_KEY], development=True)
-        self.vault_key = parse_vault_key(self.env[settings.VAULT_KEY], development=True)
+        masking_key = parse_masking_key(self.env[settings.MASKING_KEY], development=True)
+        self.keys = PiiKeys(masking_key)
+        self.keys_with_vault = PiiKeys(masking_key, parse_vault_key(self.env[settings.VAULT_KEY], development=True))
 
     def database(self) -> PostgresResource:
         name = f"bench_{uuid.uuid4().hex[:10]}"
@@ -81,11 +83,11 @@ def in_chunks(received: list[ReceivedMessage]) -> Iterator[list[ReceivedMessage]
     return (received[i : i + CHUNK] for i in range(0, len(received), CHUNK))
 
 
-def core_path(postgres: PostgresResource, received: list[ReceivedMessage], key, vault_key=None) -> float:
+def core_path(postgres: PostgresResource, received: list[ReceivedMessage], keys: PiiKeys) -> float:
     """What a run does once it has the messages: store_chunks, its build workers included (their start too)."""
     started = time.perf_counter()
     with postgres.connect() as conn:
-        for _ in store_chunks(conn, in_chunks(received), key, vault_key):
+        for _ in store_chunks(conn, in_chunks(received), keys):
             pass
     return len(received) / (time.perf_counter() - started)
 
@@ -114,17 +116,17 @@ def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
 
 # --- end to end through the local SQS server ----------------------------------------------------------
 
-def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, key, receivers: int) -> tuple[int, float]:
-    summary = drain(sqs, postgres, key, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
+def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, receivers: int) -> tuple[int, float]:
+    summary = drain(sqs, postgres, keys, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
     return summary.received, summary.seconds
 
 
 def _one_run(args) -> tuple[int, float]:
     queue_url, dsn, key_text, receivers = args
-    key = parse_masking_key(key_text, development=True)
+    keys = PiiKeys(parse_masking_key(key_text, development=True))
     sqs = SQSResource(queue_url=queue_url, region_name="us-east-1")
     started = time.perf_counter()
-    received, _ = pipeline_drain(sqs, PostgresResource(dsn=dsn), key, receivers)
+    received, _ = pipeline_drain(sqs, PostgresResource(dsn=dsn), keys, receivers)
     return received, time.perf_counter() - started
 
 
@@ -189,7 +191,7 @@ class AwsLikeRun:
         return statistics.mean(full) / chunk_size
 
 
-def aws_like_run(sqs: SQSResource, postgres: PostgresResource, key, receivers: int, proxy) -> AwsLikeRun:
+def aws_like_run(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, receivers: int, proxy) -> AwsLikeRun:
     """One run at its defaults (but `receivers`) through the proxy, with the calls it made."""
     sizes, seen = [], [0]
 
@@ -198,7 +200,7 @@ def aws_like_run(sqs: SQSResource, postgres: PostgresResource, key, receivers: i
         seen[0] = summary.received
 
     proxy.reset()
-    summary = drain(sqs, postgres, key, DrainLimits(receivers=receivers), progress=progress)
+    summary = drain(sqs, postgres, keys, DrainLimits(receivers=receivers), progress=progress)
     return AwsLikeRun(summary.received, summary.seconds, proxy.calls(), sizes)
 
 
@@ -214,7 +216,7 @@ def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> l
 
     bare_received, bare_seconds = bare_drain(seeded(), receivers)
     bare = bare_received / bare_seconds
-    ours = aws_like_run(seeded(), bench.database(), bench.key, receivers, proxy)
+    ours = aws_like_run(seeded(), bench.database(), bench.keys, receivers, proxy)
     calls, floor = ours.calls_per_message(), ours.floor()
     return [
         (f"AWS-like {ms}: bare drain, {receivers} threads, {count:,} msgs", f"{fmt(bare)} msgs/s",
@@ -236,13 +238,13 @@ def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> l
 def _drain_million(args) -> tuple[float, int, int]:
     """Messages/s, then the peak RSS (KiB) of this process and of the largest build worker."""
     dsn, key_text, total = args
-    key = parse_masking_key(key_text, development=True)
+    keys = PiiKeys(parse_masking_key(key_text, development=True))
     started = time.perf_counter()
     events = generate_logins(total, 11)
     chunks = (messages([json.dumps(next(events)) for _ in range(min(CHUNK, total - done))])
               for done in range(0, total, CHUNK))
     with PostgresResource(dsn=dsn).connect() as conn:
-        for _ in store_chunks(conn, chunks, key):
+        for _ in store_chunks(conn, chunks, keys):
             pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return total / (time.perf_counter() - started), peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -281,10 +283,10 @@ def run(args) -> str:
             core_bodies = bodies(args.core_messages)
             baseline_bodies = core_bodies[: args.baseline_messages]
             core, core_all = median_of(
-                args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.key)
+                args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.keys)
             )
             vaulted, vaulted_all = median_of(
-                args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.key, bench.vault_key)
+                args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.keys_with_vault)
             )
             base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), baseline_bodies))
             rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)",
@@ -312,7 +314,7 @@ def run(args) -> str:
                 return median_of(args.reps, once)[0]
 
             def pipeline_once(sqs, receivers):
-                return pipeline_drain(sqs, bench.database(), bench.key, receivers)
+                return pipeline_drain(sqs, bench.database(), bench.keys, receivers)
 
             def parallel_once(sqs, runs):
                 return parallel_runs(pool, sqs, bench.database(), key_text, runs)

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from logins_pipeline import defs as defs_package
-from logins_pipeline.log_redaction import install_redaction
+from logins_pipeline.privacy.log_redaction import install_redaction
 
 install_redaction()
 

@@ -33,12 +33,12 @@ from pathlib import Path
 
 from logins_pipeline import settings
 from logins_pipeline.core.generate import generate_logins
-from logins_pipeline.failpoints import VARIABLE as FAILPOINT
-from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.drain.ingest import DrainLimits, drain
+from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER
+from logins_pipeline.drain.redrive import redrive
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalPostgres, free_port
-from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
-from logins_pipeline.redrive import redrive
 from logins_pipeline.resources.sqs import SQS_BATCH
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
 from logins_pipeline_tests.harness import DAGSTER_YAML, Pipeline, new_pipeline, sqs_resource
@@ -163,7 +163,7 @@ def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
     deadline = time.monotonic() + 60
     while pipeline.sqs.queue_depth().total and time.monotonic() < deadline:
         time.sleep(visibility + 0.2)
-        drain(sqs, pipeline.postgres, pipeline.key, DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility))
+        drain(sqs, pipeline.postgres, pipeline.keys, DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility))
 
 
 class Lab:
@@ -290,7 +290,7 @@ def poison_trial(lab: Lab, trial: int) -> Count:
     for _ in range(12):  # a run every visibility timeout, until SQS has dead-lettered it
         if sqs.dead_letter_depth(client) == 1 and sqs.queue_depth(client).total == 0:
             break
-        if drain(sqs, pipeline.postgres, pipeline.key, limits).failed > 1:
+        if drain(sqs, pipeline.postgres, pipeline.keys, limits).failed > 1:
             raise Unexpected("more than the poison message failed")
         time.sleep(1.1)
     else:
@@ -302,7 +302,7 @@ def poison_trial(lab: Lab, trial: int) -> Count:
     finish(cli(pipeline, "redrive", failpoint="after_send"), -signal.SIGKILL)
     wait_until(lambda: sqs.dead_letter_depth(client) == 1, "the killed redrive's message is back", timeout=30)
     redrive(sqs, pipeline.key)  # now a copy in the login queue from each redrive
-    if drain(sqs, pipeline.postgres, pipeline.key).duplicates != 1:
+    if drain(sqs, pipeline.postgres, pipeline.keys).duplicates != 1:
         raise Unexpected("the two redriven copies were not stored as one message")
     return count(pipeline, messages)
 

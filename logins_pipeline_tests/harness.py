@@ -9,6 +9,7 @@ import psycopg
 
 from logins_pipeline import settings
 from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.vault import VaultKey, parse_vault_key
 from logins_pipeline.local.environment import create_queues, ensure_login_roles, postgres_env
 from logins_pipeline.local.services import LocalPostgres
@@ -33,6 +34,11 @@ class Pipeline:
     vault_key: VaultKey
     dagster_home: Path
     postgres_data_dir: Path
+
+    @property
+    def keys(self) -> PiiKeys:
+        """The masking key alone: the vault off, as most drains in the tests run."""
+        return PiiKeys(self.key)
 
     def resources(self) -> dict:
         return {"sqs": self.sqs, "postgres": self.postgres, "masking": self.masking}

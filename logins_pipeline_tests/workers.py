@@ -8,9 +8,9 @@ cannot be pickled, so a patch made of one fails every submission before any work
 import os
 import time
 
-from logins_pipeline import pipeline
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import Batch
+from logins_pipeline.drain import pipeline
 
 _build_in_worker = pipeline._build_in_worker
 # First message ids of the chunk whose worker dies, and of a chunk still being built when that happens. Set

@@ -20,9 +20,10 @@ import pandera.pandas as pa
 from logins_pipeline.core.app_version import InvalidAppVersion, encode_app_version
 from logins_pipeline.core.masking import MaskingKey, canonical_ip, normalise_device_id, pii_tokens, token
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.redaction import redact
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
-from logins_pipeline.core.vault import VaultEntry, VaultKey
+from logins_pipeline.core.vault import VaultEntry
 
 MAX_BODY_BYTES = 256 * 1024
 REQUIRED_TEXT_FIELDS = ("user_id", "app_version", "device_type", "ip", "device_id")
@@ -310,9 +311,10 @@ def unique_by_id(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
     return list(first.values())
 
 
-def build_batch(messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None) -> Batch:
+def build_batch(messages: list[ReceivedMessage], keys: PiiKeys) -> Batch:
     """Parse, flatten, normalise, mask and validate a batch of messages; with a vault key, also encrypt the
     original ip and device_id of every valid row."""
+    key = keys.masking
     rows: list[tuple[Any, ...]] = []
     row_events: list[dict[str, Any]] = []
     row_messages: list[ReceivedMessage] = []
@@ -337,8 +339,8 @@ def build_batch(messages: list[ReceivedMessage], key: MaskingKey, vault_key: Vau
             rejections.append(_rejection(row_messages[index], failure, row_events[index], key))
         frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
     vault = [
-        vault_key.seal_login(message.message_id, event["ip"], event["device_id"])
+        keys.vault.seal_login(message.message_id, event["ip"], event["device_id"])
         for index, (message, event) in enumerate(zip(row_messages, row_events, strict=True))
         if index not in failures
-    ] if vault_key else []
+    ] if keys.vault else []
     return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique), vault=vault)

@@ -23,7 +23,6 @@ from pydantic import Field
 
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE
-from logins_pipeline.failpoints import failpoint
 
 SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
 Client = Any  # a boto3 SQS client: boto3 ships no types
@@ -212,10 +211,15 @@ class SQSResource(ResourceWithBoto3Configuration):
         return self.queue_depth(client).visible == 0
 
     def delete(
-        self, messages: list[ReceivedMessage], client: Client | None = None, queue_url: str | None = None
+        self,
+        messages: list[ReceivedMessage],
+        client: Client | None = None,
+        queue_url: str | None = None,
+        after_first_group: Callable[[], None] = lambda: None,
     ) -> int:
         """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
-        redelivered after the visibility timeout, and their second write is a no-op)."""
+        redelivered after the visibility timeout, and their second write is a no-op). `after_first_group`
+        runs once the first group is deleted and the others are not: the drain's mid_delete failpoint."""
         client = client or self.client()
         failed = 0
         for n, group in enumerate(chunks(messages)):
@@ -225,7 +229,7 @@ class SQSResource(ResourceWithBoto3Configuration):
             )
             failed += len(response.get("Failed", []))
             if n == 0:
-                failpoint("mid_delete")  # one batch deleted, the others not
+                after_first_group()
         return failed
 
     def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client: Client | None = None) -> int:
@@ -244,11 +248,15 @@ class SQSResource(ResourceWithBoto3Configuration):
             failed += len(response.get("Failed", []))
         return failed
 
-    def delete_all(self, messages: list[ReceivedMessage], workers: int) -> int:
+    def delete_all(
+        self, messages: list[ReceivedMessage], workers: int, after_first_group: Callable[[], None] = lambda: None
+    ) -> int:
         """`delete` spread over `workers` threads (a client each); returns how many deletes failed."""
         groups = chunks(messages, math.ceil(len(messages) / workers) or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return sum(pool.map(lambda group: self.delete(group, self.client()), groups))
+            return sum(
+                pool.map(lambda group: self.delete(group, self.client(), after_first_group=after_first_group), groups)
+            )
 
     def send_bodies(self, bodies: list[str], client: Client | None = None) -> int:
         """SendMessageBatch in groups of 10; returns how many sends failed."""

@@ -9,9 +9,9 @@ import pytest
 from psycopg import sql
 
 from logins_pipeline import settings
+from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.resources.alerts import SNSAlertResource
-from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
 from logins_pipeline_tests.stack import aws_client
 

@@ -12,9 +12,9 @@ import pytest
 
 from logins_pipeline import analytics, settings
 from logins_pipeline.analytics import ADDRESS_MIN_USERS, DEVICE_MIN_USERS
-from logins_pipeline.backdate import send_dated
+from logins_pipeline.cli.backdate import send_dated
+from logins_pipeline.cli.run import run_analytics_day, run_ingest_job
 from logins_pipeline.core.generate import expected_figures, generate_activity
-from logins_pipeline.run import run_analytics_day, run_ingest_job
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from logins_pipeline.failpoints import VARIABLE as FAILPOINT
-from logins_pipeline.ingest import DrainLimits, ServiceFailed, drain
-from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER
+from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.drain.ingest import DrainLimits, ServiceFailed, drain
+from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER
 from logins_pipeline_tests.chaos import Count, Messages, count, recover, stored, taken_while, wait_until
 from logins_pipeline_tests.conftest import sample_events
 from logins_pipeline_tests.harness import sqs_resource
@@ -25,7 +25,7 @@ def through(pipeline, proxy, **settings):
 
 
 def drain_through(pipeline, proxy, limits: DrainLimits, **settings):
-    return drain(through(pipeline, proxy, **settings), pipeline.postgres, pipeline.key, limits)
+    return drain(through(pipeline, proxy, **settings), pipeline.postgres, pipeline.keys, limits)
 
 
 def test_the_proxy_speaks_both_protocols_and_applies_its_knobs(pipeline, aws_like):
@@ -115,7 +115,7 @@ def test_the_sample_ends_as_99_rows_and_1_quarantined_through_aws_like_sqs(pipel
     sqs = through(pipeline, aws_like, visibility_timeout=5)
     deadline = time.monotonic() + 60
     while pipeline.left_in_queues() and time.monotonic() < deadline:  # a lost receive answer: 5 s hidden
-        drain(sqs, pipeline.postgres, pipeline.key, DrainLimits(chunk_size=30))
+        drain(sqs, pipeline.postgres, pipeline.keys, DrainLimits(chunk_size=30))
         time.sleep(0.5)
     assert pipeline.scalar("SELECT count(DISTINCT message_id) FROM user_logins") == 99
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 99

@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from logins_pipeline import settings
-from logins_pipeline.run import run_ingest_job
+from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline_tests.corpus import load_corpus, pii_values
 from logins_pipeline_tests.harness import sqs_resource
 

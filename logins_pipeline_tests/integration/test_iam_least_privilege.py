@@ -19,11 +19,11 @@ from click.testing import CliRunner
 from parliament import analyze_policy_string, enhance_finding
 
 from logins_pipeline import settings
-from logins_pipeline.cli import main as cli_main
+from logins_pipeline.cli.main import main as cli_main
+from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
 from logins_pipeline.defs.resources import resources_from_env
-from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests import iam
 from logins_pipeline_tests.harness import new_pipeline, sqs_resource
 from logins_pipeline_tests.integration.test_alerts import failed_run_context

@@ -7,12 +7,12 @@ import dagster as dg
 import psycopg
 import pytest
 
+from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import build_batch
-from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.drain.ingest import DrainLimits, drain
 from logins_pipeline.resources.postgres import apply_migrations, migrations, write_batch
 from logins_pipeline.resources.sqs import SQSResource
-from logins_pipeline.run import run_ingest_job
 from logins_pipeline_tests.conftest import as_messages, sample_events
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ def test_sample_ends_as_99_rows_and_1_quarantined(pipeline, instance):
 
 def test_create_date_is_the_sent_timestamp_in_utc(pipeline):
     pipeline.seed(sample_bodies()[:5])
-    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    drain(pipeline.sqs, pipeline.postgres, pipeline.keys)
     rows = pipeline.query(
         "SELECT count(*) FROM user_logins WHERE create_date = (sent_at AT TIME ZONE 'UTC')::date"
         " AND sent_at > now() - interval '5 minutes'"
@@ -74,10 +74,10 @@ def test_committed_but_not_deleted_then_redelivered_gives_no_duplicate(pipeline)
         messages += chunk
     assert len({m.message_id for m in messages}) == 100
     with pipeline.postgres.connect() as conn:
-        write_batch(conn, build_batch(messages, pipeline.key))  # committed; the crash skips the delete
+        write_batch(conn, build_batch(messages, pipeline.keys))  # committed; the crash skips the delete
     time.sleep(SHORT_VISIBILITY + 1)
 
-    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.keys)
 
     assert (summary.received, summary.inserted, summary.quarantined, summary.duplicates) == (100, 0, 0, 100)
     assert_sample_stored_once(pipeline)
@@ -88,8 +88,8 @@ def test_a_chunk_of_old_and_new_messages_stores_only_the_new(pipeline):
     rest, in the same transaction, with the quarantine rows."""
     messages = as_messages(sample_bodies())
     with pipeline.postgres.connect() as conn:
-        first = write_batch(conn, build_batch(messages[:60], pipeline.key))
-        again = write_batch(conn, build_batch(messages[40:], pipeline.key))
+        first = write_batch(conn, build_batch(messages[:60], pipeline.keys))
+        again = write_batch(conn, build_batch(messages[40:], pipeline.keys))
     assert (first.inserted + first.quarantined, first.duplicates) == (60, 0)
     assert (again.inserted + again.quarantined, again.duplicates) == (40, 20)
     assert_sample_stored_once(pipeline)
@@ -110,14 +110,14 @@ def test_failure_before_commit_leaves_every_message_in_the_queue(pipeline):
         conn.execute(INJECT_FAILURE)
 
     with pytest.raises(psycopg.errors.RaiseException, match="injected failure"):
-        drain(short_visibility(pipeline), pipeline.postgres, pipeline.key)
+        drain(short_visibility(pipeline), pipeline.postgres, pipeline.keys)
 
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 0  # the valid rows rolled back too
     time.sleep(SHORT_VISIBILITY + 1)
     assert pipeline.sqs.queue_depth().visible == 100
     with pipeline.postgres.connect() as conn:
         conn.execute("DROP TRIGGER fail_insert ON user_logins")
-    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    drain(pipeline.sqs, pipeline.postgres, pipeline.keys)
     assert_sample_stored_once(pipeline)
 
 
@@ -135,11 +135,11 @@ def test_failed_run_reports_a_clear_error_and_deletes_nothing(pipeline, instance
 
 def test_chunks_commit_then_delete_within_a_bounded_run(pipeline):
     pipeline.seed(sample_bodies())
-    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(max_messages=60, chunk_size=25))
+    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.keys, DrainLimits(max_messages=60, chunk_size=25))
     assert summary.received == 60
     assert summary.chunks == 3
     assert pipeline.sqs.queue_depth().total == 40
-    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    drain(pipeline.sqs, pipeline.postgres, pipeline.keys)
     assert_sample_stored_once(pipeline)
 
 
@@ -158,7 +158,7 @@ def test_migrations_are_idempotent_and_adopt_an_existing_seven_column_table(pipe
         assert apply_migrations(conn) == [version for version, _ in migrations()]
         assert apply_migrations(conn) == []
     pipeline.seed(sample_bodies())
-    drain(pipeline.sqs, pipeline.postgres, pipeline.key)
+    drain(pipeline.sqs, pipeline.postgres, pipeline.keys)
     assert pipeline.scalar("SELECT count(*) FROM user_logins") == 100
     assert pipeline.scalar("SELECT app_version_text(app_version) FROM user_logins WHERE user_id = 'u1'") == "0.0.2"
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from logins_pipeline.isolation import MAX_FAILED_ALONE, ChunkFailed, store
+from logins_pipeline.core.pii_keys import PiiKeys
+from logins_pipeline.drain.isolation import MAX_FAILED_ALONE, ChunkFailed, store
 from logins_pipeline_tests.chaos import Messages
 from logins_pipeline_tests.conftest import as_messages
 
@@ -35,7 +36,7 @@ def test_a_bug_failing_every_message_is_reported_without_the_value(pipeline):
     broken_key = dataclasses.replace(pipeline.key, _inner=QuotingHash())
 
     with pipeline.postgres.connect() as conn, pytest.raises(ChunkFailed) as raised:
-        store(conn, as_messages(bodies), broken_key)
+        store(conn, as_messages(bodies), PiiKeys(broken_key))
 
     quoting = str(raised.value.__context__)  # the error it hides names the value it was given
     assert [value for value in pii if value in quoting]

@@ -10,8 +10,8 @@ import logging
 import dagster as dg
 import pytest
 
-from logins_pipeline.isolation import MAX_FAILED_ALONE
-from logins_pipeline.run import run_ingest_job
+from logins_pipeline.cli.run import run_ingest_job
+from logins_pipeline.drain.isolation import MAX_FAILED_ALONE
 
 pytestmark = pytest.mark.integration
 

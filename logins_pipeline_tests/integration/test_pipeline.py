@@ -13,9 +13,10 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from logins_pipeline import pipeline as pipeline_module
 from logins_pipeline.core import transform
-from logins_pipeline.pipeline import MIN_MESSAGES_FOR_A_WORKER, store_chunks
+from logins_pipeline.core.pii_keys import PiiKeys
+from logins_pipeline.drain import pipeline as pipeline_module
+from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER, store_chunks
 from logins_pipeline_tests import workers
 from logins_pipeline_tests.chaos import Messages
 from logins_pipeline_tests.conftest import as_messages
@@ -37,7 +38,7 @@ def table(pipeline) -> list[tuple]:
 
 def store_all(pipeline, parts, processes, vault_key=None) -> list:
     with pipeline.postgres.connect() as conn:
-        return [stored for _, stored in store_chunks(conn, parts, pipeline.key, vault_key, processes)]
+        return [stored for _, stored in store_chunks(conn, parts, PiiKeys(pipeline.key, vault_key), processes)]
 
 
 @pytest.fixture
@@ -145,9 +146,10 @@ def test_small_chunks_start_no_worker(pipeline, monkeypatch):
 WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
     import os, sys, time
     from logins_pipeline.core.masking import MaskingKey
-    from logins_pipeline.pipeline import _Builder
+    from logins_pipeline.core.pii_keys import PiiKeys
+    from logins_pipeline.drain.pipeline import _Builder
     from logins_pipeline_tests.conftest import as_messages
-    builder = _Builder(MaskingKey.from_secret(bytes(32)), None, 2)
+    builder = _Builder(PiiKeys(MaskingKey.from_secret(bytes(32))), 2)
     builder.submit(as_messages(["{}"] * 1000)).result()
     builder.submit(as_messages(["{}"] * 1000)).result()
     print(" ".join(str(p) for p in builder._pool._processes), flush=True)

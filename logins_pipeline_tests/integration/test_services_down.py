@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 
 from logins_pipeline import settings
-from logins_pipeline.failpoints import VARIABLE as FAILPOINT
-from logins_pipeline.ingest import DrainLimits, drain
+from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.drain.ingest import DrainLimits, drain
 from logins_pipeline.local.services import LocalSQS, free_port
 from logins_pipeline_tests.chaos import CHUNK, Count, Messages, cli, count, finish, stored, taken_while, wait_until
 from logins_pipeline_tests.harness import new_pipeline

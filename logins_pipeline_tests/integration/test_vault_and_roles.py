@@ -15,9 +15,10 @@ from logins_pipeline import settings
 from logins_pipeline.analytics import TABLES as ANALYTICS_TABLES
 from logins_pipeline.core.keys import development_key
 from logins_pipeline.core.masking import parse_masking_key, pii_tokens
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import build_batch
 from logins_pipeline.core.vault import VaultEntry
-from logins_pipeline.ingest import drain
+from logins_pipeline.drain.ingest import drain
 from logins_pipeline.local.environment import LOGIN_ROLES
 from logins_pipeline.resources.postgres import PostgresResource, write_batch
 from logins_pipeline_tests.conftest import sample_events, sample_pii_values
@@ -42,7 +43,7 @@ def writer(pipeline) -> PostgresResource:
 
 def ingest(pipeline, key=None, vault: bool = True) -> None:
     """Drain in this process, as the writer (faster than `logins-pipeline run`, which the CLI tests cover)."""
-    drain(pipeline.sqs, writer(pipeline), key or pipeline.key, vault_key=pipeline.vault_key if vault else None)
+    drain(pipeline.sqs, writer(pipeline), PiiKeys(key or pipeline.key, pipeline.vault_key if vault else None))
 
 
 def vault_originals(pipeline) -> dict[str, tuple[str, str]]:
@@ -93,7 +94,7 @@ def test_a_failure_before_commit_writes_no_vault_row_either(pipeline):
 def test_a_redelivered_batch_adds_no_vault_row(pipeline):
     pipeline.seed(bodies(10))
     messages = pipeline.sqs.receive_chunk(10, receivers=1).messages
-    batch = build_batch(messages, pipeline.key, pipeline.vault_key)
+    batch = build_batch(messages, PiiKeys(pipeline.key, pipeline.vault_key))
     with writer(pipeline).connect() as conn:
         first, again = write_batch(conn, batch), write_batch(conn, batch)
     assert (first.inserted, again.inserted, again.duplicates) == (10, 0, 10)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pytest
 
-from logins_pipeline.backdate import send_dated
+from logins_pipeline.cli.backdate import send_dated
 from logins_pipeline.defs.logins.assets import ingest_logins
-from logins_pipeline.failpoints import VARIABLE as FAILPOINT
-from logins_pipeline.ingest import drain
+from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
+from logins_pipeline.drain.ingest import drain
 from logins_pipeline.local.dagster_ui import dagster_ui
 from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, recover, stored, wait_until
 from logins_pipeline_tests.conftest import REPO, WEBSERVER_ONLY_DAGSTER_YAML, sample_events, sample_pii_values
@@ -80,7 +80,7 @@ def test_a_backfill_of_a_date_range_from_the_ui_fills_every_analytics_table(pipe
     days = [(now - timedelta(days=ago)).date().isoformat() for ago in (2, 1)]
     events = [{**sample_events()[i], "user_id": f"user-{i % 4}"} for i in range(8)]
     assert send_dated(pipeline.sqs, pipeline.key, [json.dumps(e) for e in events], [2, 1] * 4, now) == 0
-    assert drain(pipeline.sqs, pipeline.postgres, pipeline.key).inserted == 8
+    assert drain(pipeline.sqs, pipeline.postgres, pipeline.keys).inserted == 8
 
     backfill_id = webserver_and_daemon.backfill(ANALYTICS, days[0], days[-1])
     assert webserver_and_daemon.wait_for_backfill(backfill_id) == "COMPLETED_SUCCESS"

@@ -4,6 +4,7 @@ bodies the SQS server refuses at send time included."""
 import pytest
 
 from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import build_batch
 from logins_pipeline_tests.conftest import as_messages
 from logins_pipeline_tests.corpus import load_corpus, pii_values
@@ -23,13 +24,13 @@ def test_corpus_covers_every_outcome():
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_each_message_gets_its_outcome(case):
-    batch = build_batch(as_messages([case.body]), KEY)
+    batch = build_batch(as_messages([case.body]), PiiKeys(KEY))
     assert len(batch.rows) + len(batch.rejections) == 1
     assert ("row" if len(batch.rows) else batch.rejections[0].reason) == case.expect
 
 
 def test_no_rejection_holds_plaintext_pii():
-    batch = build_batch(as_messages([case.body for case in CORPUS]), KEY)
+    batch = build_batch(as_messages([case.body for case in CORPUS]), PiiKeys(KEY))
     assert len(batch.rows) + len(batch.rejections) == len(CORPUS)
     text = "\n".join(f"{r.detail}\n{r.masked_body}" for r in batch.rejections)
     assert [value for value in pii_values(CORPUS) if value in text] == []

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from logins_pipeline.cpus import available_cpus
+from logins_pipeline.drain.cpus import available_cpus
 
 
 def layout(root: Path, files: dict[str, str]) -> Path:

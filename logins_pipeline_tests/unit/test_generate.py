@@ -9,6 +9,7 @@ import pytest
 from logins_pipeline.core.generate import DayFigures, Login, expected_figures, generate_activity, generate_logins
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import build_batch
 
 KEY = MaskingKey.from_secret(bytes(32))
@@ -42,7 +43,7 @@ def test_shape():
 def test_all_valid_rows(seed):
     events = list(generate_logins(300, seed=seed))
     messages = [ReceivedMessage(str(i), "receipt", 1_700_000_000_000, 1, json.dumps(e)) for i, e in enumerate(events)]
-    result = build_batch(messages, KEY)
+    result = build_batch(messages, PiiKeys(KEY))
     assert result.rejections == []
     assert len(result.rows) == len(events)
 

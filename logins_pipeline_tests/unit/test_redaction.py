@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from logins_pipeline.core.redaction import REDACTED, redact
-from logins_pipeline.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
+from logins_pipeline.privacy.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
 
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
 

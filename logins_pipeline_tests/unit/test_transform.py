@@ -18,6 +18,7 @@ from logins_pipeline.core import transform
 from logins_pipeline.core.app_version import encode_app_version
 from logins_pipeline.core.masking import MaskingKey, canonical_ip, token
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
 from logins_pipeline.core.transform import MAX_BODY_BYTES, Rejection, build_batch
 from logins_pipeline.core.vault import VaultKey
@@ -37,7 +38,7 @@ def message(body: str, sent_ms: int = SENT_MS, message_id: str | None = None) ->
 
 
 def batch(*bodies: str, sent_ms: int = SENT_MS):
-    return build_batch([message(b, sent_ms) for b in bodies], KEY)
+    return build_batch([message(b, sent_ms) for b in bodies], PiiKeys(KEY))
 
 
 def body(**changes) -> str:
@@ -73,7 +74,7 @@ def sample_events() -> list[dict]:
 def sample():
     events = sample_events()
     messages = [message(json.dumps(e)) for e in events]
-    return events, messages, build_batch(messages, KEY)
+    return events, messages, build_batch(messages, PiiKeys(KEY))
 
 
 def test_sample_rows_and_rejection(sample):
@@ -165,7 +166,7 @@ def test_valid_row_values():
     event = {"user_id": " u-1 ", "app_version": " 3.7 ", "device_type": " IOS ", "ip": " 1.2.3.4 ",
              "locale": "  ", "device_id": " 900-00-0135 ", "extra": {"ignored": True}}
     msg = message(json.dumps(event))
-    [row] = build_batch([msg], KEY).rows.to_dict("records")
+    [row] = build_batch([msg], PiiKeys(KEY)).rows.to_dict("records")
     assert row["message_id"] == msg.message_id
     assert (row["user_id"], row["device_type"], row["app_version"]) == ("u-1", "ios", 3_007_000)
     assert pd.isna(row["locale"])
@@ -207,7 +208,7 @@ def test_body_of_exactly_max_bytes_accepted():
 
 
 def test_empty_batch():
-    result = build_batch([], KEY)
+    result = build_batch([], PiiKeys(KEY))
     assert list(result.rows.columns) == COLUMNS and len(result.rows) == 0 and result.rejections == []
 
 
@@ -317,7 +318,7 @@ def test_invalid_ip_not_quoted(ip):
 
 def test_rejection_metadata():
     msg = ReceivedMessage("m-1", "receipt", SENT_MS, 4, "nope")
-    [rejection] = build_batch([msg], KEY).rejections
+    [rejection] = build_batch([msg], PiiKeys(KEY)).rejections
     assert rejection.message_id == "m-1"
     assert rejection.receive_count == 4
     assert rejection.sent_at == datetime.fromtimestamp(SENT_MS / 1000, UTC)
@@ -421,7 +422,7 @@ bodies = st.one_of(
 
 def check_exactly_once(texts: list[str]):
     messages = [message(t, message_id=f"m{i}") for i, t in enumerate(texts)]
-    result = build_batch(messages, KEY)
+    result = build_batch(messages, PiiKeys(KEY))
     ids = list(result.rows["message_id"]) + [r.message_id for r in result.rejections]
     assert sorted(ids) == sorted(m.message_id for m in messages)
     assert {r.reason for r in result.rejections} <= REASONS
@@ -492,7 +493,7 @@ def test_out_of_range_number_is_invalid_json():
 
 def test_redelivered_copy_in_one_batch_keeps_the_row():
     text = body()
-    result = build_batch([message(text, message_id="same"), message(text, message_id="same")], KEY)
+    result = build_batch([message(text, message_id="same"), message(text, message_id="same")], PiiKeys(KEY))
     assert list(result.rows["message_id"]) == ["same"]
 
 
@@ -504,7 +505,7 @@ VAULT_KEY = VaultKey.from_secret(bytes(range(100, 132)))
 def test_vault_entries_for_valid_rows_only_with_originals_as_received():
     texts = [body(ip=f" {IP} "), body(user_id="a\x00b"), "nope", body(ip="::FFFF:1.2.3.4", device_id=" d-1 ")]
     messages = [message(text) for text in texts]
-    result = build_batch(messages, KEY, VAULT_KEY)
+    result = build_batch(messages, PiiKeys(KEY, VAULT_KEY))
     assert list(result.rows["message_id"]) == [messages[0].message_id, messages[3].message_id]
     assert [entry.message_id for entry in result.vault] == list(result.rows["message_id"])
     assert [VAULT_KEY.open_login(entry) for entry in result.vault] == [(f" {IP} ", DEVICE_ID),
@@ -513,7 +514,7 @@ def test_vault_entries_for_valid_rows_only_with_originals_as_received():
 
 
 def test_no_vault_entries_without_a_vault_key():
-    assert build_batch([message(body())], KEY).vault == []
+    assert build_batch([message(body())], PiiKeys(KEY)).vault == []
 
 
 def test_quarantined_body_redacts_its_own_pii_from_every_other_field_and_name():

@@ -11,11 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from logins_pipeline.analytics import days_written_since
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
-from logins_pipeline.ingest import DrainLimits, DrainSummary, drain_until_interrupted
-from logins_pipeline.log_redaction import install_redaction, redacted_errors
-from logins_pipeline.pipeline import BUILD_PROCESSES
+from logins_pipeline.drain.ingest import DrainLimits, DrainSummary, drain_until_interrupted
+from logins_pipeline.drain.pipeline import BUILD_PROCESSES
+from logins_pipeline.privacy.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource
@@ -137,7 +138,7 @@ def ingest_logins(
     vault: VaultResource,
 ):
     install_redaction(context.log)
-    key = masking.masking_key()
+    keys = PiiKeys(masking.masking_key(), vault.vault_key())
 
     def log_progress(summary: DrainSummary) -> None:
         context.log.info(
@@ -150,7 +151,7 @@ def ingest_logins(
     try:
         with redacted_errors():
             summary = drain_until_interrupted(
-                sqs, postgres, key, limits, progress=log_progress, vault_key=vault.vault_key()
+                sqs, postgres, keys, limits, progress=log_progress
             )
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):  # cancelled, SIGTERM, Ctrl-C
         context.log.warning("interrupted: stopped receiving; committed chunks were deleted, the rest is back "

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE, origin_of, with_origin
-from logins_pipeline.failpoints import failpoint
+from logins_pipeline.drain.failpoints import failpoint
 from logins_pipeline.resources.sqs import SQSResource
 
 # A message is held only from its receive to its delete, milliseconds; if the redrive dies in between, it is

@@ -8,9 +8,9 @@ trickle a sensor tick finds) is built here: a round trip to a worker would cost 
 
 Workers are forked, not spawned: a forked worker starts in milliseconds with everything imported, where a
 spawned one would spend longer importing pandas than a 100,000-message drain takes. A worker makes its own
-key objects from the secrets and uses nothing else of the parent's state, so a lock another thread of the
-parent held at the fork cannot block it. It ignores Ctrl-C (the parent decides how to stop) and exits
-when the parent dies, so a kill -9 of a run leaves no orphans.
+key objects from the secrets (PiiKeys.rebuilt) and uses nothing else of the parent's state, so a lock
+another thread of the parent held at the fork cannot block it. It ignores Ctrl-C (the parent decides how
+to stop) and exits when the parent dies, so a kill -9 of a run leaves no orphans.
 """
 
 import gc
@@ -26,20 +26,19 @@ from concurrent.futures.process import BrokenProcessPool
 
 import psycopg
 
-from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
-from logins_pipeline.core.vault import VaultKey
-from logins_pipeline.cpus import available_cpus
-from logins_pipeline.isolation import Stored, store
+from logins_pipeline.drain.cpus import available_cpus
+from logins_pipeline.drain.isolation import Stored, store
 
 BUILD_PROCESSES = min(4, available_cpus())  # the container's CPU limit, not the host's cores (cpus.py)
 MIN_MESSAGES_FOR_A_WORKER = 1_000
 
-_worker_keys: tuple[MaskingKey, VaultKey | None] | None = None
+_worker_keys: PiiKeys | None = None
 
 
-def _start_worker(parent: int, secret: bytes, vault_secret: bytes | None) -> None:
+def _start_worker(parent: int, keys: PiiKeys) -> None:
     global _worker_keys  # noqa: PLW0603 (a ProcessPoolExecutor initializer can only leave state in the module)
     gc.freeze()  # the parent's objects, inherited: the worker's collections need not walk (and copy) them
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -47,7 +46,7 @@ def _start_worker(parent: int, secret: bytes, vault_secret: bytes | None) -> Non
     # could not stop a worker (it sends SIGTERM when another died), and closing it would wait forever.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    _worker_keys = MaskingKey.from_secret(secret), VaultKey.from_secret(vault_secret) if vault_secret else None
+    _worker_keys = keys.rebuilt()
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -58,15 +57,14 @@ def _exit_with_parent(parent: int) -> None:
 
 def _build_in_worker(messages: list[ReceivedMessage]) -> Batch:
     assert _worker_keys is not None, "set by _start_worker"
-    key, vault_key = _worker_keys
-    return build_batch(messages, key, vault_key)
+    return build_batch(messages, _worker_keys)
 
 
 class _Builder:
     """Builds batches: big chunks in worker processes (started on the first), small ones here."""
 
-    def __init__(self, key: MaskingKey, vault_key: VaultKey | None, processes: int):
-        self.key, self.vault_key, self.processes = key, vault_key, processes
+    def __init__(self, keys: PiiKeys, processes: int):
+        self.keys, self.processes = keys, processes
         self._pool: ProcessPoolExecutor | None = None
 
     def submit(self, messages: list[ReceivedMessage]) -> Future:
@@ -77,7 +75,7 @@ class _Builder:
                 self.processes = 0
         built: Future = Future()
         try:
-            built.set_result(build_batch(messages, self.key, self.vault_key))
+            built.set_result(build_batch(messages, self.keys))
         except Exception as error:
             built.set_exception(error)
         return built
@@ -91,7 +89,7 @@ class _Builder:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
-                initargs=(os.getpid(), self.key.secret, self.vault_key.secret if self.vault_key else None),
+                initargs=(os.getpid(), self.keys),
             )
         return self._pool
 
@@ -112,21 +110,20 @@ def _batch_or_none(built: Future) -> Batch | None:
 def store_chunks(
     conn: psycopg.Connection,
     chunks: Iterable[list[ReceivedMessage]],
-    key: MaskingKey,
-    vault_key: VaultKey | None = None,
+    keys: PiiKeys,
     processes: int = BUILD_PROCESSES,
 ) -> Iterator[tuple[list[ReceivedMessage], Stored]]:
     """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over."""
-    builder = _Builder(key, vault_key, processes)
+    builder = _Builder(keys, processes)
     building: deque[tuple[list[ReceivedMessage], Future]] = deque()
     try:
         for messages in chunks:
             building.append((messages, builder.submit(messages)))
             while len(building) > builder.ahead:
                 oldest, built = building.popleft()
-                yield oldest, store(conn, oldest, key, vault_key, _batch_or_none(built))
+                yield oldest, store(conn, oldest, keys, _batch_or_none(built))
         while building:
             oldest, built = building.popleft()
-            yield oldest, store(conn, oldest, key, vault_key, _batch_or_none(built))
+            yield oldest, store(conn, oldest, keys, _batch_or_none(built))
     finally:
         builder.close()

@@ -22,22 +22,22 @@ from logins_pipeline.analytics import (
     day_figures_table,
     logged_days,
 )
-from logins_pipeline.backdate import send_dated
+from logins_pipeline.cli.backdate import send_dated
 from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.core.keys import KeyConfigError
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.vault import VaultError, VaultKey
+from logins_pipeline.drain.redrive import NoDeadLetterQueue
+from logins_pipeline.drain.redrive import redrive as redrive_messages
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.logs import configure_logging
-from logins_pipeline.redrive import NoDeadLetterQueue
-from logins_pipeline.redrive import redrive as redrive_messages
+from logins_pipeline.privacy.reveal import NotInVault, reveal
+from logins_pipeline.privacy.rotation import rotate_tokens
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
-from logins_pipeline.reveal import NotInVault, reveal
-from logins_pipeline.rotation import rotate_tokens
 
 SEND_THREADS = 4
 
@@ -200,7 +200,7 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 @clear_errors
 def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
-    from logins_pipeline.run import run_ingest_job  # imports Dagster's definitions: only when needed
+    from logins_pipeline.cli.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
     _require(settings.DAGSTER_HOME)
     _masking_key()
@@ -256,7 +256,7 @@ def status():
 @clear_errors
 def analytics_command(days):
     """Materialize the daily analytics of those days (recorded at DAGSTER_HOME) and print each day's figures."""
-    from logins_pipeline.run import run_analytics_day  # imports Dagster's definitions: only when needed
+    from logins_pipeline.cli.run import run_analytics_day  # imports Dagster's definitions: only when needed
 
     _require(settings.DAGSTER_HOME)
     with _postgres().connect() as conn:

@@ -20,17 +20,16 @@ from typing import Any
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.origin import with_origin
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import sent_at
-from logins_pipeline.core.vault import VaultKey
-from logins_pipeline.failpoints import failpoint
-from logins_pipeline.isolation import Stored
-from logins_pipeline.pipeline import BUILD_PROCESSES, store_chunks
+from logins_pipeline.drain.failpoints import failpoint
+from logins_pipeline.drain.isolation import Stored
+from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
+from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import ReceivedChunk, SQSResource
-from logins_pipeline.visibility import VisibilityHeartbeat
 
 
 @dataclass(frozen=True)
@@ -86,18 +85,17 @@ def _first_line(error: Exception) -> str:
 def drain(
     sqs: SQSResource,
     postgres: PostgresResource,
-    key: MaskingKey,
+    keys: PiiKeys,
     limits: DrainLimits = DrainLimits(),
     progress: Callable[[DrainSummary], None] = lambda summary: None,
     stop: threading.Event | None = None,
-    vault_key: VaultKey | None = None,
 ) -> DrainSummary:
     """Drain up to limits.max_messages, or until `stop` is set (then the chunk in flight is finished and
     what was received after it goes back to the queue). The stages overlap: while chunk N is committed,
     the next chunks are being built (pipeline.py) and received, and chunk N-1 deleted; a chunk is deleted
     only after its COMMIT."""
     try:
-        return _drain(sqs, postgres, key, limits, progress, stop or threading.Event(), vault_key)
+        return _drain(sqs, postgres, keys, limits, progress, stop or threading.Event())
     except psycopg.OperationalError as error:
         raise ServiceFailed(f"Postgres failed: {_first_line(error)}. Nothing uncommitted was deleted: those "
                             "messages stay in the queue for the next run.") from error
@@ -106,9 +104,8 @@ def drain(
                             "deleted comes back and is skipped as a duplicate.") from error
 
 
-def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits: DrainLimits,
-           progress: Callable[[DrainSummary], None], stop: threading.Event,
-           vault_key: VaultKey | None) -> DrainSummary:
+def _drain(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, limits: DrainLimits,
+           progress: Callable[[DrainSummary], None], stop: threading.Event) -> DrainSummary:
     started = time.monotonic()
     summary = DrainSummary()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
@@ -127,7 +124,7 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
 
         def delete(messages: list[ReceivedMessage]) -> int:
             try:
-                return sqs.delete_all(messages, limits.receivers)
+                return sqs.delete_all(messages, limits.receivers, after_first_group=lambda: failpoint("mid_delete"))
             finally:
                 heartbeat.release(messages)
 
@@ -142,12 +139,12 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, key: MaskingKey, limits
                 received += len(chunk.messages)
                 # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry
                 receiving = None if chunk.dry else receive_next()
-                yield [with_origin(m, key) for m in chunk.messages]
+                yield [with_origin(m, keys.masking) for m in chunk.messages]
 
         try:
             apply_migrations(conn)
             deleting = None
-            stored_chunks = store_chunks(conn, received_chunks(), key, vault_key, limits.build_processes)
+            stored_chunks = store_chunks(conn, received_chunks(), keys, limits.build_processes)
             for messages, stored in stored_chunks:  # COMMIT happens here ...
                 failpoint("after_commit")
                 heartbeat.release(stored.failed)

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 
 import psycopg
 
-from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
-from logins_pipeline.core.vault import VaultKey
 from logins_pipeline.resources.postgres import write_batch
 
 MAX_FAILED_ALONE = 10
@@ -42,8 +41,7 @@ class Stored:
 
 
 def store(
-    conn: psycopg.Connection, messages: list[ReceivedMessage], key: MaskingKey, vault_key: VaultKey | None = None,
-    prebuilt: Batch | None = None,
+    conn: psycopg.Connection, messages: list[ReceivedMessage], keys: PiiKeys, prebuilt: Batch | None = None
 ) -> Stored:
     """`prebuilt`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py); the halves of
     a failing chunk are built here."""
@@ -52,7 +50,7 @@ def store(
     while parts:
         part = parts.pop()
         try:
-            batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, key, vault_key)
+            batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, keys)
             result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
         except NOT_ABOUT_THE_MESSAGES:
             raise
