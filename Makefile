@@ -48,6 +48,7 @@ screenshot: up browser
 # Lint (ruff) and types (mypy: strict on core/ and resources/), both configured in pyproject.toml.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

@@ -98,8 +98,10 @@ def plans(conn: psycopg.Connection) -> dict[str, str]:
     params = {"day": DAY}
     with conn.transaction(force_rollback=True):
         conn.execute(f"SET LOCAL work_mem = '{analytics.WORK_MEM}'")
-        found = {"load the day (login_day)": explain(conn, analytics.LOAD_DAY, params),
-                 "group it (login_groups)": explain(conn, analytics.GROUP_DAY, {})}
+        found = {
+            "load the day (login_day)": explain(conn, analytics.LOAD_DAY, params),
+            "group it (login_groups)": explain(conn, analytics.GROUP_DAY, {}),
+        }
         conn.execute("ANALYZE login_day, login_groups")
         for table in analytics.TABLES.values():
             table_params = {**params, "min_users": analytics.MIN_USERS.get(table.name)}
@@ -115,16 +117,21 @@ def insert_cost(conn: psycopg.Connection) -> tuple[float, float]:
     conn.execute("CREATE TABLE indexed (LIKE public.user_logins INCLUDING DEFAULTS INCLUDING INDEXES)")
     conn.execute("CREATE TABLE bare (LIKE public.user_logins INCLUDING DEFAULTS)")
     conn.execute("CREATE UNIQUE INDEX ON bare (message_id)")
-    seconds = [timed(lambda t=table: conn.execute(GENERATE_DAY.replace("INSERT INTO public.user_logins",
-                                                                     f"INSERT INTO {t}"), {"day": DAY}))
-               for table in ("indexed", "bare")]
+    seconds = [
+        timed(
+            lambda t=table: conn.execute(
+                GENERATE_DAY.replace("INSERT INTO public.user_logins", f"INSERT INTO {t}"), {"day": DAY}
+            )
+        )
+        for table in ("indexed", "bare")
+    ]
     conn.execute("DROP TABLE indexed, bare")
     return seconds[0], seconds[1]
 
 
-
 def _figures_text(figures: dict) -> str:
     return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.3f}" for k, v in figures.items())
+
 
 def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
     postgres = LocalPostgres(folder, port=free_port())
@@ -145,8 +152,10 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
             )
             dagster_seconds = materialize_day_with_dagster(dsn)
             all_tables = median_of(reps, lambda: analytics.refresh_day(conn, list(analytics.TABLES.values()), DAY))
-            per_table = {name: median_of(reps, lambda t=table: analytics.refresh_day(conn, [t], DAY))
-                         for name, table in analytics.TABLES.items()}
+            per_table = {
+                name: median_of(reps, lambda t=table: analytics.refresh_day(conn, [t], DAY))
+                for name, table in analytics.TABLES.items()
+            }
             load_day = median_of(reps, lambda: load_only(conn))
             checks = median_of(
                 reps, lambda: [analytics.offending_rows(conn, t, DAY) for t in analytics.TABLES.values()]
@@ -155,8 +164,11 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
             found_plans = plans(conn)
             with_indexes, without = insert_cost(conn)
             # A run that wrote 100,000 rows in its last 30 s.
-            conn.execute("UPDATE public.user_logins SET ingested_at = now() WHERE message_id IN "
-                         "(SELECT message_id FROM public.user_logins WHERE create_date = %s LIMIT 100000)", (DAY,))
+            conn.execute(
+                "UPDATE public.user_logins SET ingested_at = now() WHERE message_id IN "
+                "(SELECT message_id FROM public.user_logins WHERE create_date = %s LIMIT 100000)",
+                (DAY,),
+            )
             days_query = median_of(reps, lambda: analytics.days_written_since(conn, 30))
     finally:
         postgres.stop()
@@ -175,8 +187,10 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
         f"| of which loading the day into `login_day` and grouping it into `login_groups` | {load_day:.2f} | |",
         f"| the five checks after it | {checks:.2f} | |",
         f"| the day before, the first day (every pair new to `user_device_first_seen`) | {first_day:.2f} | |",
-        *(f"| `{name}` alone (with its own load of the day) ({_figures_text(figures[name])}) | {seconds:.2f} | |"
-          for name, seconds in per_table.items()),
+        *(
+            f"| `{name}` alone (with its own load of the day) ({_figures_text(figures[name])}) | {seconds:.2f} | |"
+            for name, seconds in per_table.items()
+        ),
         f"| insert 1,000,000 rows into an empty user_logins with migration 0003's two indexes | {with_indexes:.2f} | |",
         f"| the same without them (only the unique message_id) | {without:.2f} | |",
         f"| the days a 100,000-row run wrote (`days_written_since`, after each drain) | {days_query:.3f} | |",

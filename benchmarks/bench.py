@@ -79,6 +79,7 @@ class Bench:
 
 # --- core path: bodies in memory -> committed rows ------------------------------------------------------
 
+
 def in_chunks(received: list[ReceivedMessage]) -> Iterator[list[ReceivedMessage]]:
     return (received[i : i + CHUNK] for i in range(0, len(received), CHUNK))
 
@@ -106,15 +107,22 @@ def per_row_baseline(postgres: PostgresResource, body_list: list[str]) -> float:
             event = json.loads(body)
             conn.execute(
                 "INSERT INTO baseline_user_logins VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (event["user_id"], event["device_type"], hashlib.sha256(event["ip"].encode()).hexdigest(),
-                 hashlib.sha256(event["device_id"].encode()).hexdigest(), event["locale"],
-                 int(event["app_version"].split(".")[0]), datetime.now(UTC).date()),
+                (
+                    event["user_id"],
+                    event["device_type"],
+                    hashlib.sha256(event["ip"].encode()).hexdigest(),
+                    hashlib.sha256(event["device_id"].encode()).hexdigest(),
+                    event["locale"],
+                    int(event["app_version"].split(".")[0]),
+                    datetime.now(UTC).date(),
+                ),
             )
             conn.commit()
         return len(body_list) / (time.perf_counter() - started)
 
 
 # --- end to end through the local SQS server ----------------------------------------------------------
+
 
 def pipeline_drain(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, receivers: int) -> tuple[int, float]:
     summary = drain(sqs, postgres, keys, DrainLimits(max_messages=10**9, chunk_size=CHUNK, receivers=receivers))
@@ -219,21 +227,34 @@ def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> l
     ours = aws_like_run(seeded(), bench.database(), bench.keys, receivers, proxy)
     calls, floor = ours.calls_per_message(), ours.floor()
     return [
-        (f"AWS-like {ms}: bare drain, {receivers} threads, {count:,} msgs", f"{fmt(bare)} msgs/s",
-         f"receive 10 + DeleteMessageBatch; {bare_received:,} drained"),
-        (f"AWS-like {ms}: one run, {receivers} receivers", f"{fmt(ours.rate)} msgs/s",
-         f"{ours.rate / bare:.0%} of bare drain (target >= 80%); {ours.received:,} drained in "
-         f"{len(ours.chunk_sizes)} chunks"),
-        (f"AWS-like {ms}: calls per message, {receivers} receivers", f"{calls:.3f}",
-         f"floor {floor:.3f}, {calls / floor - 1:+.0%} (target within 10%); "
-         + ", ".join(f"{action} {n:,}" for action, n in sorted(ours.calls["by_action"].items()))
-         + f"; false empties {ours.calls['false_empties']}, errors {sum(ours.calls['errors'].values())}"),
-        (f"AWS-like {ms}: chunk fill while a backlog waits, {receivers} receivers",
-         f"{ours.fill(CHUNK):.0%}", "target >= 90%; chunk sizes " + ", ".join(f"{n:,}" for n in ours.chunk_sizes)),
+        (
+            f"AWS-like {ms}: bare drain, {receivers} threads, {count:,} msgs",
+            f"{fmt(bare)} msgs/s",
+            f"receive 10 + DeleteMessageBatch; {bare_received:,} drained",
+        ),
+        (
+            f"AWS-like {ms}: one run, {receivers} receivers",
+            f"{fmt(ours.rate)} msgs/s",
+            f"{ours.rate / bare:.0%} of bare drain (target >= 80%); {ours.received:,} drained in "
+            f"{len(ours.chunk_sizes)} chunks",
+        ),
+        (
+            f"AWS-like {ms}: calls per message, {receivers} receivers",
+            f"{calls:.3f}",
+            f"floor {floor:.3f}, {calls / floor - 1:+.0%} (target within 10%); "
+            + ", ".join(f"{action} {n:,}" for action, n in sorted(ours.calls["by_action"].items()))
+            + f"; false empties {ours.calls['false_empties']}, errors {sum(ours.calls['errors'].values())}",
+        ),
+        (
+            f"AWS-like {ms}: chunk fill while a backlog waits, {receivers} receivers",
+            f"{ours.fill(CHUNK):.0%}",
+            "target >= 90%; chunk sizes " + ", ".join(f"{n:,}" for n in ours.chunk_sizes),
+        ),
     ]
 
 
 # --- memory: a 1M backlog through the core path, in bounded chunks --------------------------------------
+
 
 def _drain_million(args) -> tuple[float, int, int]:
     """Messages/s, then the peak RSS (KiB) of this process and of the largest build worker."""
@@ -241,8 +262,9 @@ def _drain_million(args) -> tuple[float, int, int]:
     keys = PiiKeys(parse_masking_key(key_text, development=True))
     started = time.perf_counter()
     events = generate_logins(total, 11)
-    chunks = (messages([json.dumps(next(events)) for _ in range(min(CHUNK, total - done))])
-              for done in range(0, total, CHUNK))
+    chunks = (
+        messages([json.dumps(next(events)) for _ in range(min(CHUNK, total - done))]) for done in range(0, total, CHUNK)
+    )
     with PostgresResource(dsn=dsn).connect() as conn:
         for _ in store_chunks(conn, chunks, keys):
             pass
@@ -251,6 +273,7 @@ def _drain_million(args) -> tuple[float, int, int]:
 
 
 # --- sensor tick ---------------------------------------------------------------------------------------
+
 
 def sensor_tick_ms(sqs: SQSResource) -> float:
     with dg.instance_for_test() as instance:
@@ -289,13 +312,27 @@ def run(args) -> str:
                 args.reps, lambda: core_path(bench.database(), messages(core_bodies), bench.keys_with_vault)
             )
             base, base_all = median_of(args.reps, lambda: per_row_baseline(bench.database(), baseline_bodies))
-            rows.append((f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)",
-                         f"{fmt(core)} msgs/s",
-                         f"{BUILD_PROCESSES} build workers; runs: " + ", ".join(map(fmt, core_all))))
-            rows.append(("core path with the PII vault on (+ AES-SIV of ip and device_id, pii_vault rows)",
-                         f"{fmt(vaulted)} msgs/s", "runs: " + ", ".join(map(fmt, vaulted_all))))
-            rows.append((f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + "
-                         "COMMIT)", f"{fmt(base)} msgs/s", "runs: " + ", ".join(map(fmt, base_all))))
+            rows.append(
+                (
+                    f"core path, {args.core_messages:,} msgs (parse, mask, validate, COPY, commit)",
+                    f"{fmt(core)} msgs/s",
+                    f"{BUILD_PROCESSES} build workers; runs: " + ", ".join(map(fmt, core_all)),
+                )
+            )
+            rows.append(
+                (
+                    "core path with the PII vault on (+ AES-SIV of ip and device_id, pii_vault rows)",
+                    f"{fmt(vaulted)} msgs/s",
+                    "runs: " + ", ".join(map(fmt, vaulted_all)),
+                )
+            )
+            rows.append(
+                (
+                    f"per-row baseline, {args.baseline_messages:,} msgs (json.loads + SHA-256 + INSERT + COMMIT)",
+                    f"{fmt(base)} msgs/s",
+                    "runs: " + ", ".join(map(fmt, base_all)),
+                )
+            )
             rows.append(("core path / per-row baseline", f"{core / base:.1f}x", "target >= 25x, >= 50,000 msgs/s"))
 
             e2e_bodies = bodies(args.e2e_messages, seed=9)
@@ -307,10 +344,12 @@ def run(args) -> str:
 
             def rate(drain_once, *drain_args) -> float:
                 """Median over the repetitions of one drain of a freshly seeded queue."""
+
                 def once() -> float:
                     received, seconds = drain_once(seeded(), *drain_args)
                     assert received == args.e2e_messages, f"drained {received} of {args.e2e_messages}"
                     return received / seconds
+
                 return median_of(args.reps, once)[0]
 
             def pipeline_once(sqs, receivers):
@@ -321,13 +360,24 @@ def run(args) -> str:
 
             for receivers in (1, 2, 4):
                 bare, ours = rate(bare_drain, receivers), rate(pipeline_once, receivers)
-                rows.append((f"SQS bare drain, {receivers} receiver(s), {args.e2e_messages:,} msgs",
-                             f"{fmt(bare)} msgs/s", ""))
-                rows.append((f"pipeline end to end, 1 run, {receivers} receiver(s)", f"{fmt(ours)} msgs/s",
-                             f"{ours / bare:.0%} of bare drain (target >= 80%)"))
+                rows.append(
+                    (f"SQS bare drain, {receivers} receiver(s), {args.e2e_messages:,} msgs", f"{fmt(bare)} msgs/s", "")
+                )
+                rows.append(
+                    (
+                        f"pipeline end to end, 1 run, {receivers} receiver(s)",
+                        f"{fmt(ours)} msgs/s",
+                        f"{ours / bare:.0%} of bare drain (target >= 80%)",
+                    )
+                )
             for runs in (2, 4):
-                rows.append((f"pipeline end to end, {runs} parallel runs x 2 receivers",
-                             f"{fmt(rate(parallel_once, runs))} msgs/s", ""))
+                rows.append(
+                    (
+                        f"pipeline end to end, {runs} parallel runs x 2 receivers",
+                        f"{fmt(rate(parallel_once, runs))} msgs/s",
+                        "",
+                    )
+                )
 
             with AwsLikeSQS(bench.env[settings.AWS_ENDPOINT_URL_SQS], seed=1) as proxy:
                 for latency in (0.02, 0.05):
@@ -340,21 +390,35 @@ def run(args) -> str:
                 started = time.perf_counter()
                 assert sqs.send_all(seed_bodies, senders=4) == 0
                 seed_rates.append(args.seed_messages / (time.perf_counter() - started))
-            rows.append((f"seeding {args.seed_messages:,} msgs (SendMessageBatch, 4 senders)",
-                         f"{fmt(statistics.median(seed_rates))} msgs/s", ""))
+            rows.append(
+                (
+                    f"seeding {args.seed_messages:,} msgs (SendMessageBatch, 4 senders)",
+                    f"{fmt(statistics.median(seed_rates))} msgs/s",
+                    "",
+                )
+            )
 
             empty = bench.queue()
             ticks = [sensor_tick_ms(empty) for _ in range(args.sensor_ticks)]
-            rows.append(("sensor tick on an empty queue (median)", f"{statistics.median(ticks):.0f} ms",
-                         f"{args.sensor_ticks} ticks, max {max(ticks):.0f} ms; target < 200 ms, no run requested"))
+            rows.append(
+                (
+                    "sensor tick on an empty queue (median)",
+                    f"{statistics.median(ticks):.0f} ms",
+                    f"{args.sensor_ticks} ticks, max {max(ticks):.0f} ms; target < 200 ms, no run requested",
+                )
+            )
 
             million = (bench.database().dsn, key_text, args.drain_messages)
             million_rate, peak_kib, worker_kib = pool.submit(_drain_million, million).result()
             total_mib = (peak_kib + BUILD_PROCESSES * worker_kib) / 1024
-            rows.append((f"{args.drain_messages:,}-msg drain through the core path: peak RSS",
-                         f"{peak_kib / 1024:,.0f} MiB + {BUILD_PROCESSES} x {worker_kib / 1024:,.0f} MiB",
-                         f"run process + build workers (shared pages counted in each): at most {total_mib:,.0f} MiB "
-                         f"in all; {fmt(million_rate)} msgs/s incl. generating the bodies; target < 1 GiB"))
+            rows.append(
+                (
+                    f"{args.drain_messages:,}-msg drain through the core path: peak RSS",
+                    f"{peak_kib / 1024:,.0f} MiB + {BUILD_PROCESSES} x {worker_kib / 1024:,.0f} MiB",
+                    f"run process + build workers (shared pages counted in each): at most {total_mib:,.0f} MiB "
+                    f"in all; {fmt(million_rate)} msgs/s incl. generating the bodies; target < 1 GiB",
+                )
+            )
         finally:
             pool.shutdown(cancel_futures=True)
             bench.local.down()
@@ -381,8 +445,12 @@ def main() -> None:
     parser.add_argument("--core-messages", type=int, default=100_000)
     parser.add_argument("--baseline-messages", type=int, default=10_000)
     parser.add_argument("--e2e-messages", type=int, default=20_000)
-    parser.add_argument("--aws-like-messages", type=int, default=30_000,
-                        help="backlog of each AWS-like row: three chunks of a run at its defaults")
+    parser.add_argument(
+        "--aws-like-messages",
+        type=int,
+        default=30_000,
+        help="backlog of each AWS-like row: three chunks of a run at its defaults",
+    )
     parser.add_argument("--seed-messages", type=int, default=100_000)
     parser.add_argument("--drain-messages", type=int, default=1_000_000)
     parser.add_argument("--sensor-ticks", type=int, default=20)

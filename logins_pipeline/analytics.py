@@ -65,7 +65,8 @@ class Table:
 DAILY_LOGIN_STATS = Table(
     name="daily_login_stats",
     lock=1,
-    inserts=("""
+    inserts=(
+        """
         WITH breakdown AS (
             SELECT GROUPING(device_type, locale, app_version) AS grouping_set,
                    coalesce(device_type, '(none)') AS device_type, coalesce(locale, '(none)') AS locale,
@@ -83,7 +84,8 @@ DAILY_LOGIN_STATS = Table(
                coalesce((SELECT jsonb_object_agg(device_type, logins) FROM breakdown WHERE grouping_set = 3), '{}'),
                coalesce((SELECT jsonb_object_agg(locale, logins) FROM breakdown WHERE grouping_set = 5), '{}'),
                coalesce((SELECT jsonb_object_agg(app_version, logins) FROM breakdown WHERE grouping_set = 6), '{}')
-    """,),
+    """,
+    ),
     figures="SELECT logins, users, devices, addresses FROM public.daily_login_stats WHERE create_date = %(day)s",
     check="""
         SELECT abs(coalesce((SELECT logins FROM public.daily_login_stats WHERE create_date = %(day)s), -1)
@@ -99,14 +101,16 @@ def _shared(name: str, column: str, lock: int) -> Table:
     return Table(
         name=name,
         lock=lock,
-        inserts=(f"""
+        inserts=(
+            f"""
             INSERT INTO public.{name} (create_date, {column}, users, logins, min_users)
             SELECT %(day)s, {column}, count(*), sum(logins), %(min_users)s
             FROM (SELECT {column}, user_id, sum(logins) AS logins FROM login_groups WHERE {column} IS NOT NULL
                   GROUP BY 1, 2) AS pairs
             GROUP BY {column}
             HAVING count(*) >= %(min_users)s
-        """,),
+        """,
+        ),
         figures=f"""
             SELECT count(*) AS {name}, coalesce(max(users), 0) AS most_users, coalesce(sum(logins), 0) AS logins
             FROM public.{name} WHERE create_date = %(day)s
@@ -133,20 +137,23 @@ NEW_DEVICE_LOGINS = Table(
         WHERE seen.first_day > %(day)s AND seen.pair IN (SELECT pair FROM {DAY_PAIRS} AS today)
         ORDER BY 1
     """,
-    inserts=(f"""
+    inserts=(
+        f"""
         INSERT INTO public.user_device_first_seen (pair, first_day)
         SELECT pair, %(day)s::date FROM {DAY_PAIRS} AS today
         WHERE NOT EXISTS (SELECT 1 FROM public.user_device_first_seen AS seen
                           WHERE seen.pair = today.pair AND seen.first_day <= %(day)s)
         ON CONFLICT (pair) DO UPDATE SET first_day = excluded.first_day
-    """, f"""
+    """,
+        f"""
         INSERT INTO public.new_device_logins (create_date, message_id, user_id, masked_device_id, device_type, sent_at)
         SELECT %(day)s, login.message_id, login.user_id, login.masked_device_id, login.device_type, login.sent_at
         FROM login_day AS login
         JOIN (SELECT today.user_id, today.masked_device_id FROM {DAY_PAIRS} AS today
               JOIN public.user_device_first_seen AS seen USING (pair) WHERE seen.first_day = %(day)s) AS new
           USING (user_id, masked_device_id)
-    """),
+    """,
+    ),
     figures="""
         SELECT count(*) AS new_device_logins, count(DISTINCT user_id) AS users_on_a_new_device
         FROM public.new_device_logins WHERE create_date = %(day)s
@@ -164,7 +171,8 @@ NEW_DEVICE_LOGINS = Table(
 APP_VERSION_ADOPTION = Table(
     name="app_version_adoption",
     lock=5,
-    inserts=("""
+    inserts=(
+        """
         WITH version_users AS MATERIALIZED (
             SELECT DISTINCT app_version, user_id FROM login_groups WHERE app_version IS NOT NULL AND user_id IS NOT NULL
         ), day_users AS (SELECT count(*) AS users FROM (SELECT DISTINCT user_id FROM version_users) AS d)
@@ -173,7 +181,8 @@ APP_VERSION_ADOPTION = Table(
                round(count(*)::numeric / (SELECT users FROM day_users), 6)
         FROM version_users
         GROUP BY app_version
-    """,),
+    """,
+    ),
     figures="""
         SELECT count(*) AS versions, coalesce(max(share), 0)::float AS top_share
         FROM public.app_version_adoption WHERE create_date = %(day)s
@@ -189,8 +198,9 @@ APP_VERSION_ADOPTION = Table(
     check_description="Every share is in (0, 1], and a day with logins has at least one version.",
 )
 
-TABLES = {t.name: t for t in (DAILY_LOGIN_STATS, SHARED_DEVICES, SHARED_ADDRESSES, NEW_DEVICE_LOGINS,
-                              APP_VERSION_ADOPTION)}
+TABLES = {
+    t.name: t for t in (DAILY_LOGIN_STATS, SHARED_DEVICES, SHARED_ADDRESSES, NEW_DEVICE_LOGINS, APP_VERSION_ADOPTION)
+}
 FIRST_SEEN = "user_device_first_seen"  # new_device_logins' own state, emptied with the tables by `reset`
 MIN_USERS = {SHARED_DEVICES.name: DEVICE_MIN_USERS, SHARED_ADDRESSES.name: ADDRESS_MIN_USERS}
 
@@ -211,16 +221,19 @@ def _use_memory(conn: psycopg.Connection) -> None:
         pass
 
 
-def refresh_day(conn: psycopg.Connection, tables: list[Table], day: date,
-                min_users: dict[str, int] = MIN_USERS) -> dict[str, Refreshed]:
+def refresh_day(
+    conn: psycopg.Connection, tables: list[Table], day: date, min_users: dict[str, int] = MIN_USERS
+) -> dict[str, Refreshed]:
     """Rewrite `day` of each of `tables` in one transaction; returns what each now holds for the day."""
     params = {"day": day}
     done = {}
     with conn.transaction():
         _use_memory(conn)
         for table in sorted(tables, key=lambda t: t.lock):  # always in the same order: no deadlock
-            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)",
-                         (ANALYTICS_LOCK + table.lock, 0 if table.lock_every_day else day.toordinal()))
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                (ANALYTICS_LOCK + table.lock, 0 if table.lock_every_day else day.toordinal()),
+            )
         conn.execute(LOAD_DAY, params)
         conn.execute(GROUP_DAY)
         conn.execute("ANALYZE login_day, login_groups")
@@ -248,21 +261,29 @@ def offending_rows(conn: psycopg.Connection, table: Table, day: date) -> int:
 def days_written_since(conn: psycopg.Connection, seconds: float) -> list[date]:
     """The days of the rows inserted in the last `seconds` (ingested_at is the time of the inserting
     transaction, on the database's clock), through the BRIN index on ingested_at."""
-    return [day for (day,) in conn.execute(
-        "SELECT DISTINCT create_date FROM public.user_logins"
-        " WHERE ingested_at >= now() - make_interval(secs => %s) ORDER BY 1", (seconds,))]
+    return [
+        day
+        for (day,) in conn.execute(
+            "SELECT DISTINCT create_date FROM public.user_logins"
+            " WHERE ingested_at >= now() - make_interval(secs => %s) ORDER BY 1",
+            (seconds,),
+        )
+    ]
 
 
 def logged_days(conn: psycopg.Connection) -> list[date]:
     """Every day user_logins has rows for (a walk of the create_date index, one probe per day)."""
-    return [day for (day,) in conn.execute("""
+    return [
+        day
+        for (day,) in conn.execute("""
         WITH RECURSIVE days AS (
             (SELECT create_date FROM public.user_logins WHERE create_date IS NOT NULL ORDER BY 1 LIMIT 1)
             UNION ALL
             SELECT (SELECT create_date FROM public.user_logins WHERE create_date > days.create_date ORDER BY 1 LIMIT 1)
             FROM days WHERE days.create_date IS NOT NULL
         )
-        SELECT create_date FROM days WHERE create_date IS NOT NULL""")]
+        SELECT create_date FROM days WHERE create_date IS NOT NULL""")
+    ]
 
 
 FIGURES_OF_DAYS = """
@@ -275,8 +296,17 @@ FIGURES_OF_DAYS = """
     FROM unnest(%s::date[]) AS d(day) LEFT JOIN public.daily_login_stats AS s ON s.create_date = d.day
     ORDER BY 1
 """
-FIGURE_COLUMNS = ("day", "logins", "users", "devices", "addresses", "shared devices", "shared addresses",
-                  "new-device logins", "top version (users)")
+FIGURE_COLUMNS = (
+    "day",
+    "logins",
+    "users",
+    "devices",
+    "addresses",
+    "shared devices",
+    "shared addresses",
+    "new-device logins",
+    "top version (users)",
+)
 
 
 def day_figures_table(conn: psycopg.Connection, days: list[date]) -> str:

@@ -55,8 +55,14 @@ from logins_pipeline.local.services import free_port
 
 QUERY_NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
 # What the exactness tests and `make chaos` run under: 20 ms a call, partial receives, false empties, 2% errors.
-AWS_LIKE = {"latency": 0.02, "receive": "uniform", "false_empty": 0.05, "error_rate": 0.02, "bandwidth": None,
-            "over_limit": 0.0}
+AWS_LIKE = {
+    "latency": 0.02,
+    "receive": "uniform",
+    "false_empty": 0.05,
+    "error_rate": 0.02,
+    "bandwidth": None,
+    "over_limit": 0.0,
+}
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
@@ -130,19 +136,26 @@ class Call:
     def empty_receive(self) -> Response:
         if self.is_json:
             return Response(b"{}", media_type="application/x-amz-json-1.0")
-        xml = (f'<?xml version="1.0"?><ReceiveMessageResponse xmlns="{QUERY_NAMESPACE}"><ReceiveMessageResult/>'
-               f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></ReceiveMessageResponse>")
+        xml = (
+            f'<?xml version="1.0"?><ReceiveMessageResponse xmlns="{QUERY_NAMESPACE}"><ReceiveMessageResult/>'
+            f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></ReceiveMessageResponse>"
+        )
         return Response(xml.encode(), media_type="text/xml")
 
     def error(self, status: int, code: str, message: str) -> Response:
         if self.is_json:
             fault = "Sender" if status < 500 else "Receiver"
-            return Response(json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode(),
-                            status_code=status, media_type="application/x-amz-json-1.0",
-                            headers={"x-amzn-query-error": f"{code};{fault}"})
-        xml = (f'<?xml version="1.0"?><ErrorResponse xmlns="{QUERY_NAMESPACE}"><Error><Type>Sender</Type>'
-               f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
-               "</ErrorResponse>")
+            return Response(
+                json.dumps({"__type": f"com.amazonaws.sqs#{code}", "message": message}).encode(),
+                status_code=status,
+                media_type="application/x-amz-json-1.0",
+                headers={"x-amzn-query-error": f"{code};{fault}"},
+            )
+        xml = (
+            f'<?xml version="1.0"?><ErrorResponse xmlns="{QUERY_NAMESPACE}"><Error><Type>Sender</Type>'
+            f"<Code>{code}</Code><Message>{message}</Message></Error><RequestId>{uuid.uuid4()}</RequestId>"
+            "</ErrorResponse>"
+        )
         return Response(xml.encode(), status_code=status, media_type="text/xml")
 
 
@@ -200,8 +213,13 @@ class Proxy:
         """The server's answer, counted; or, for a fault after the server acted, an error instead."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         assert self.client is not None, "the proxy's upstream client starts with the server"
-        answer = await self.client.request(request.method, self.upstream + request.url.path, content=call.body(),
-                                           headers=headers, params=request.query_params)
+        answer = await self.client.request(
+            request.method,
+            self.upstream + request.url.path,
+            content=call.body(),
+            headers=headers,
+            params=request.query_params,
+        )
         if fault:
             self.calls.errors["500 after"] += 1
             return call.error(500, "InternalError", "We encountered an internal error (injected after)")
@@ -306,10 +324,12 @@ def main() -> None:
     parser.add_argument("--over-limit", type=float, default=0.0)
     parser.add_argument("--seed", type=int)
     args = parser.parse_args()
-    knobs = Knobs(args.latency, args.receive, args.false_empty, args.error_rate, args.bandwidth, args.over_limit,
-                  args.seed)
-    uvicorn.run(Proxy(args.upstream, knobs).app(), host="127.0.0.1", port=args.port, log_level="warning",
-                access_log=False)
+    knobs = Knobs(
+        args.latency, args.receive, args.false_empty, args.error_rate, args.bandwidth, args.over_limit, args.seed
+    )
+    uvicorn.run(
+        Proxy(args.upstream, knobs).app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

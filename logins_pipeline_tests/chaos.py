@@ -98,8 +98,7 @@ def stored(pipeline: Pipeline) -> int:
 
 def count(pipeline: Pipeline, messages: Messages) -> Count:
     rows = Counter(u for (u,) in pipeline.query("SELECT user_id FROM user_logins"))
-    quarantined = Counter(
-        u for (u,) in pipeline.query("SELECT masked_body::json->>'user_id' FROM login_quarantine"))
+    quarantined = Counter(u for (u,) in pipeline.query("SELECT masked_body::json->>'user_id' FROM login_quarantine"))
     lost = sum(rows[u] == 0 for u in messages.valid) + sum(quarantined[u] == 0 for u in messages.invalid)
     duplicated = sum(n - 1 for n in (rows + quarantined).values())
     return Count(lost, duplicated, pipeline.left_in_queues())
@@ -151,8 +150,9 @@ def taken_while(running: Callable[[], bool], pipeline: Pipeline) -> list[dict]:
     """What another consumer receives from the pipeline's queue while `running()` (it hides what it takes)."""
     other, taken = sqs_resource(pipeline.env).client(), []
     while running():
-        response = other.receive_message(QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10,
-                                         VisibilityTimeout=30, WaitTimeSeconds=1)
+        response = other.receive_message(
+            QueueUrl=pipeline.sqs.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=30, WaitTimeSeconds=1
+        )
         taken += response.get("Messages", [])
     return taken
 
@@ -207,8 +207,17 @@ def crash_trial(lab: Lab, trial: int, point: str, aws_like: bool = False) -> Cou
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * CHUNK)
     pipeline.seed(messages.bodies)
     chunk, visibility = 1 + trial % 3, AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
-    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--receivers", "1",
-                "--visibility-timeout", str(visibility), failpoint=f"{point}@{chunk}")
+    child = cli(
+        pipeline,
+        "run",
+        "--chunk-size",
+        str(CHUNK),
+        "--receivers",
+        "1",
+        "--visibility-timeout",
+        str(visibility),
+        failpoint=f"{point}@{chunk}",
+    )
     before = stored_before(finish_with_log(child, -signal.SIGKILL), chunk)  # the chunks before this one
     committed, deleted = stored(pipeline), 3 * CHUNK - pipeline.sqs.queue_depth().total
     killed_where_meant = {
@@ -217,8 +226,10 @@ def crash_trial(lab: Lab, trial: int, point: str, aws_like: bool = False) -> Cou
         "mid_delete": committed > before and deleted == before + min(SQS_BATCH, committed - before),
     }[point]
     if not killed_where_meant:
-        raise Unexpected(f"{point} in chunk {chunk}: {committed} stored and {deleted} deleted at the kill, "
-                         f"{before} in the chunks before")
+        raise Unexpected(
+            f"{point} in chunk {chunk}: {committed} stored and {deleted} deleted at the kill, "
+            f"{before} in the chunks before"
+        )
     recover(pipeline, visibility)
     return count(pipeline, messages)
 
@@ -229,13 +240,23 @@ def worker_crash_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * MIN_MESSAGES_FOR_A_WORKER)
     pipeline.seed(messages.bodies)
     visibility = AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
-    child = cli(pipeline, "run", "--chunk-size", str(MIN_MESSAGES_FOR_A_WORKER), "--build-processes", "2",
-                "--visibility-timeout", str(visibility), failpoint="after_commit@2")
+    child = cli(
+        pipeline,
+        "run",
+        "--chunk-size",
+        str(MIN_MESSAGES_FOR_A_WORKER),
+        "--build-processes",
+        "2",
+        "--visibility-timeout",
+        str(visibility),
+        failpoint="after_commit@2",
+    )
     before = stored_before(finish_with_log(child, -signal.SIGKILL), 2)
     committed, deleted = stored(pipeline), 3 * MIN_MESSAGES_FOR_A_WORKER - pipeline.sqs.queue_depth().total
     if not (committed > before >= deleted):
-        raise Unexpected(f"{committed} stored and {deleted} deleted at the kill after the second COMMIT, "
-                         f"{before} in the first chunk")
+        raise Unexpected(
+            f"{committed} stored and {deleted} deleted at the kill after the second COMMIT, {before} in the first chunk"
+        )
     recover(pipeline, visibility)
     return count(pipeline, messages)
 
@@ -245,8 +266,17 @@ def sigterm_trial(lab: Lab, trial: int) -> Count:
     more, and hand what it had received after that straight back to the queue."""
     pipeline, messages = lab.pipeline(), Messages.generate(20 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--receivers", "2", "--visibility-timeout", "60",
-                failpoint="after_commit:0.2")
+    child = cli(
+        pipeline,
+        "run",
+        "--chunk-size",
+        str(CHUNK),
+        "--receivers",
+        "2",
+        "--visibility-timeout",
+        "60",
+        failpoint="after_commit:0.2",
+    )
     wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 3), "a chunk is stored")
     child.send_signal(signal.SIGTERM)
     finish(child, 1, "interrupted")
@@ -263,8 +293,15 @@ def postgres_stopped_trial(lab: Lab, trial: int) -> Count:
     postgres = lab.own_postgres()
     pipeline, messages = lab.pipeline(postgres=postgres), Messages.generate(10 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--visibility-timeout", str(VISIBILITY),
-                failpoint="after_commit:0.5")
+    child = cli(
+        pipeline,
+        "run",
+        "--chunk-size",
+        str(CHUNK),
+        "--visibility-timeout",
+        str(VISIBILITY),
+        failpoint="after_commit:0.5",
+    )
     wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 2), "a chunk is stored")
     postgres.stop()
     finish(child, 1, "Postgres")
@@ -314,8 +351,12 @@ def parallel_runs_trial(lab: Lab, trial: int, runs: int = 4, total: int = 10_000
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(total)
     if pipeline.sqs.send_all(messages.bodies):
         raise Unexpected("seeding failed")
-    children = [cli(pipeline, "run", "--chunk-size", "500", "--receivers", "2",
-                    "--visibility-timeout", str(AWS_LIKE_VISIBILITY)) for _ in range(runs)]
+    children = [
+        cli(
+            pipeline, "run", "--chunk-size", "500", "--receivers", "2", "--visibility-timeout", str(AWS_LIKE_VISIBILITY)
+        )
+        for _ in range(runs)
+    ]
     for child in children:
         finish(child, 0)
     if aws_like:
@@ -340,20 +381,24 @@ def scenarios(trials: int, aws_like_trials: int | None = None) -> dict[str, Scen
     faults."""
     aws_like_trials = aws_like_trials or max(1, trials // 2)
     return {
-        **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials)
-           for point in CRASH_POINTS},
+        **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials) for point in CRASH_POINTS},
         "kill -9 with build workers": Scenario(worker_crash_trial, max(1, trials // 5)),
         "SIGTERM mid-run": Scenario(sigterm_trial, max(1, trials // 5)),
         "Postgres stopped mid-run": Scenario(postgres_stopped_trial, max(1, trials // 10), workers=1),
         "poison -> dead-letter -> redrive": Scenario(poison_trial, max(1, trials // 10)),
         "4 parallel runs, 10,000 messages": Scenario(parallel_runs_trial, 1),
-        **{f"AWS-like SQS: kill -9 {point}": Scenario(functools.partial(crash_trial, point=point, aws_like=True),
-                                                     aws_like_trials)
-           for point in CRASH_POINTS},
+        **{
+            f"AWS-like SQS: kill -9 {point}": Scenario(
+                functools.partial(crash_trial, point=point, aws_like=True), aws_like_trials
+            )
+            for point in CRASH_POINTS
+        },
         "AWS-like SQS: kill -9 with build workers": Scenario(
-            functools.partial(worker_crash_trial, aws_like=True), max(1, trials // 5)),
+            functools.partial(worker_crash_trial, aws_like=True), max(1, trials // 5)
+        ),
         "AWS-like SQS: 4 parallel runs, 10,000 messages": Scenario(
-            functools.partial(parallel_runs_trial, aws_like=True), 1),
+            functools.partial(parallel_runs_trial, aws_like=True), 1
+        ),
     }
 
 

@@ -77,7 +77,9 @@ def as_messages(bodies: list[str], sent_timestamp_ms: int = 1_700_000_000_000) -
 @pytest.fixture(scope="session")
 def local_services(tmp_path_factory):
     environment = LocalEnvironment(
-        tmp_path_factory.mktemp("local-services"), sqs_port=free_port(), postgres_port=free_port(),
+        tmp_path_factory.mktemp("local-services"),
+        sqs_port=free_port(),
+        postgres_port=free_port(),
         aws_services=LOCALSTACK_SERVICES + LOCALSTACK_DEPLOY_SERVICES,
     )
     env = environment.up()

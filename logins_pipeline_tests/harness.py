@@ -62,9 +62,12 @@ class Pipeline:
 def sqs_resource(env: dict[str, str], **overrides) -> SQSResource:
     """An SQSResource for the queue, server and credentials of `env`, not of this process's environment."""
     settings_ = {
-        "queue_url": env[settings.QUEUE_URL], "region_name": env[settings.AWS_REGION],
-        "endpoint_url": env[settings.AWS_ENDPOINT_URL_SQS], "aws_access_key_id": env[settings.AWS_ACCESS_KEY_ID],
-        "aws_secret_access_key": env[settings.AWS_SECRET_ACCESS_KEY], "visibility_timeout": 30,
+        "queue_url": env[settings.QUEUE_URL],
+        "region_name": env[settings.AWS_REGION],
+        "endpoint_url": env[settings.AWS_ENDPOINT_URL_SQS],
+        "aws_access_key_id": env[settings.AWS_ACCESS_KEY_ID],
+        "aws_secret_access_key": env[settings.AWS_SECRET_ACCESS_KEY],
+        "visibility_timeout": 30,
     }
     return SQSResource(**{**settings_, **overrides})
 
@@ -85,8 +88,12 @@ def new_pipeline(postgres: LocalPostgres, base_env: dict[str, str], folder: Path
     dagster_home = folder / "dagster_home"
     dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
-    env = {**base_env, **postgres_env(postgres, name), settings.QUEUE_URL: queue_url,
-           settings.DAGSTER_HOME: str(dagster_home)}
+    env = {
+        **base_env,
+        **postgres_env(postgres, name),
+        settings.QUEUE_URL: queue_url,
+        settings.DAGSTER_HOME: str(dagster_home),
+    }
     masking = MaskingResource(key=env[settings.MASKING_KEY], environment="development")
     return Pipeline(
         env=env,

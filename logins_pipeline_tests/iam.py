@@ -101,11 +101,15 @@ class CallRecorder:
     def _record(self, params, model, context, **_):
         prefix = model.service_model.signing_name
         self.requests.append((model.name, dict(params)))
-        self.calls.append(Call(
-            self._role, model.name, iam_action(prefix, model.name),
-            self._resource(prefix, params, context["client_region"]),
-            tuple(sorted(self._context(prefix, params))),
-        ))
+        self.calls.append(
+            Call(
+                self._role,
+                model.name,
+                iam_action(prefix, model.name),
+                self._resource(prefix, params, context["client_region"]),
+                tuple(sorted(self._context(prefix, params))),
+            )
+        )
 
     @contextlib.contextmanager
     def recording(self):
@@ -153,9 +157,11 @@ def _statement_applies(statement: dict, call: Call) -> bool:
     unknown = set(statement) - {"Sid", "Effect", "Action", "Resource", "Condition"}
     if unknown:
         raise ValueError(f"statement elements {sorted(unknown)} are not understood by this evaluator")
-    return (_matches(statement["Action"], call.action, case_sensitive=False)
-            and _matches(statement["Resource"], call.resource, case_sensitive=True)
-            and _condition_holds(statement.get("Condition", {}), dict(call.context)))
+    return (
+        _matches(statement["Action"], call.action, case_sensitive=False)
+        and _matches(statement["Resource"], call.resource, case_sensitive=True)
+        and _condition_holds(statement.get("Condition", {}), dict(call.context))
+    )
 
 
 def statements(documents: list[dict]) -> list[dict]:
@@ -196,9 +202,11 @@ def describe(result: Coverage) -> str:
 
 def table(calls: list[Call], iam_role_of: dict[str, str]) -> str:
     """calls -> IAM action -> code path -> IAM role, one line per distinct call."""
-    rows = sorted({(c.operation, c.action, c.role, iam_role_of.get(c.role, "?"), c.resource.rsplit(":", 1)[-1])
-                   for c in calls})
+    rows = sorted(
+        {(c.operation, c.action, c.role, iam_role_of.get(c.role, "?"), c.resource.rsplit(":", 1)[-1]) for c in calls}
+    )
     header = ("API call", "IAM action", "code path", "IAM role", "resource")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-                     for row in [header, *rows])
+    return "\n".join(
+        "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]
+    )

@@ -24,8 +24,15 @@ def dated_origin(key: MaskingKey, sent: datetime) -> str:
     return origin_of(ReceivedMessage(str(uuid.uuid4()), "", int(sent.timestamp() * 1000), 1, ""), key)
 
 
-def send_dated(sqs: SQSResource, key: MaskingKey, bodies: list[str], days_ago: list[int], now: datetime,
-               senders: int = 4, progress: Callable[[int], None] = lambda n: None) -> int:
+def send_dated(
+    sqs: SQSResource,
+    key: MaskingKey,
+    bodies: list[str],
+    days_ago: list[int],
+    now: datetime,
+    senders: int = 4,
+    progress: Callable[[int], None] = lambda n: None,
+) -> int:
     """Send body i as if sent days_ago[i] days before `now`; returns how many sends failed."""
     entries = [(body, dated_origin(key, now - timedelta(days=ago))) for body, ago in zip(bodies, days_ago, strict=True)]
     local = threading.local()  # a client per sender thread
@@ -33,11 +40,17 @@ def send_dated(sqs: SQSResource, key: MaskingKey, bodies: list[str], days_ago: l
     def send(group: list[tuple[str, str]]) -> int:
         if not hasattr(local, "client"):
             local.client = sqs.client()
-        response = local.client.send_message_batch(QueueUrl=sqs.queue_url, Entries=[
-            {"Id": str(i), "MessageBody": body,
-             "MessageAttributes": {ORIGIN_ATTRIBUTE: {"DataType": "String", "StringValue": origin}}}
-            for i, (body, origin) in enumerate(group)
-        ])
+        response = local.client.send_message_batch(
+            QueueUrl=sqs.queue_url,
+            Entries=[
+                {
+                    "Id": str(i),
+                    "MessageBody": body,
+                    "MessageAttributes": {ORIGIN_ATTRIBUTE: {"DataType": "String", "StringValue": origin}},
+                }
+                for i, (body, origin) in enumerate(group)
+            ],
+        )
         progress(len(group))
         return len(response.get("Failed", []))
 

@@ -142,14 +142,26 @@ def _bodies_from_file(path: Path | None) -> list[str]:
 
 
 @main.command()
-@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A JSON array of login events (default: the bundled 100-message sample).")
-@click.option("--count", type=click.IntRange(min=1),
-              help="Send this many generated logins of a population of users instead (with repeats: shared "
-                   "devices and addresses, second devices), and print the figures the analytics must find.")
-@click.option("--days", type=click.IntRange(1, 14), default=1, show_default=True,
-              help="Spread the logins over this many days up to today, dated by signed origins as replayed "
-                   "messages are (needs LOGINS_MASKING_KEY; development only).")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A JSON array of login events (default: the bundled 100-message sample).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    help="Send this many generated logins of a population of users instead (with repeats: shared "
+    "devices and addresses, second devices), and print the figures the analytics must find.",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 14),
+    default=1,
+    show_default=True,
+    help="Spread the logins over this many days up to today, dated by signed origins as replayed "
+    "messages are (needs LOGINS_MASKING_KEY; development only).",
+)
 @click.option("--seed", "random_seed", type=int, help="Random seed of --count (the same seed, the same logins).")
 @clear_errors
 def seed(file, count, days, random_seed):
@@ -173,12 +185,16 @@ def seed(file, count, days, random_seed):
     if failed:
         sys.exit(1)
     if count:
-        click.echo(f"the analytics must find (shared: >= {DEVICE_MIN_USERS} users a device, "
-                   f">= {ADDRESS_MIN_USERS} an address):")
+        click.echo(
+            f"the analytics must find (shared: >= {DEVICE_MIN_USERS} users a device, "
+            f">= {ADDRESS_MIN_USERS} an address):"
+        )
         for ago, f in sorted(expected_figures(logins, DEVICE_MIN_USERS, ADDRESS_MIN_USERS).items(), reverse=True):
-            click.echo(f"  {(now - timedelta(days=ago)).date()}: {f.logins} logins, {f.users} users, "
-                       f"{f.shared_devices} shared devices, {f.shared_addresses} shared addresses, "
-                       f"{f.new_device_logins} new-device logins")
+            click.echo(
+                f"  {(now - timedelta(days=ago)).date()}: {f.logins} logins, {f.users} users, "
+                f"{f.shared_devices} shared devices, {f.shared_addresses} shared addresses, "
+                f"{f.new_device_logins} new-device logins"
+            )
 
 
 def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
@@ -192,11 +208,17 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--chunk-size", type=click.IntRange(min=1), default=10_000, show_default=True)
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
-@click.option("--visibility-timeout", type=click.IntRange(min=1),
-              help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]")
-@click.option("--build-processes", type=click.IntRange(0, 32),
-              help="Worker processes that build chunks of 1,000 messages or more; 0: none [default: the number "
-                   "of CPUs, at most 4]")
+@click.option(
+    "--visibility-timeout",
+    type=click.IntRange(min=1),
+    help="Seconds a received message stays hidden, renewed while its chunk is in hand [default: 120]",
+)
+@click.option(
+    "--build-processes",
+    type=click.IntRange(0, 32),
+    help="Worker processes that build chunks of 1,000 messages or more; 0: none [default: the number "
+    "of CPUs, at most 4]",
+)
 @clear_errors
 def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
@@ -209,16 +231,23 @@ def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
     defaulted = {} if build_processes is None else {"build_processes": build_processes}
-    outcome = run_ingest_job(max_messages=max_messages, chunk_size=chunk_size, receivers=receivers,
-                             visibility_timeout=visibility_timeout, **defaulted)
+    outcome = run_ingest_job(
+        max_messages=max_messages,
+        chunk_size=chunk_size,
+        receivers=receivers,
+        visibility_timeout=visibility_timeout,
+        **defaulted,
+    )
     if not outcome.success:
         click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
         sys.exit(1)
     m = outcome.metadata
     depth = sqs.queue_depth()
-    click.echo(f"run {outcome.run_id}: {m['received']} received, {m['inserted']} inserted, "
-               f"{m['duplicates_skipped']} duplicates, {m['quarantined']} quarantined, "
-               f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)")
+    click.echo(
+        f"run {outcome.run_id}: {m['received']} received, {m['inserted']} inserted, "
+        f"{m['duplicates_skipped']} duplicates, {m['quarantined']} quarantined, "
+        f"{depth.visible + depth.in_flight} left in queue ({m['messages_per_second']:,.0f} msg/s)"
+    )
     for reason, n in sorted(outcome.reasons.items()):
         click.echo(f"  quarantined {reason}: {n}")
     click.echo(f"  pii vault: on, key id {vault_key.key_id}" if vault_key else "  pii vault: off (no LOGINS_VAULT_KEY)")
@@ -232,8 +261,10 @@ def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes
 def redrive(max_messages):
     """Move dead-lettered messages back to the login queue, once what made them fail is fixed."""
     result = redrive_messages(_sqs(), _masking_key(), max_messages)
-    click.echo(f"moved {result.moved} message(s) from the dead-letter queue back to the login queue"
-               + (f"; {result.left} still in the dead-letter queue" if result.left else ""))
+    click.echo(
+        f"moved {result.moved} message(s) from the dead-letter queue back to the login queue"
+        + (f"; {result.left} still in the dead-letter queue" if result.left else "")
+    )
 
 
 @main.command()
@@ -251,8 +282,13 @@ def status():
 
 
 @main.command("analytics")
-@click.option("--day", "days", multiple=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="A day (YYYY-MM-DD) to refresh; repeatable. Default: every day user_logins has rows for.")
+@click.option(
+    "--day",
+    "days",
+    multiple=True,
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="A day (YYYY-MM-DD) to refresh; repeatable. Default: every day user_logins has rows for.",
+)
 @clear_errors
 def analytics_command(days):
     """Materialize the daily analytics of those days (recorded at DAGSTER_HOME) and print each day's figures."""
@@ -281,13 +317,16 @@ def reset(yes):
     if os.environ.get(settings.ENVIRONMENT) != "development":
         raise SettingMissing(f"reset only runs with {settings.ENVIRONMENT}=development")
     if not yes:
-        click.confirm("Purge the queues and delete every row of user_logins, login_quarantine and the vault?",
-                      abort=True)
+        click.confirm(
+            "Purge the queues and delete every row of user_logins, login_quarantine and the vault?", abort=True
+        )
     sqs = _sqs()
     sqs.purge()
     with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
-        conn.execute(f"TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii, {FIRST_SEEN}, "
-                     + ", ".join(TABLES))
+        conn.execute(
+            f"TRUNCATE public.user_logins, public.login_quarantine, pii_vault.login_pii, {FIRST_SEEN}, "
+            + ", ".join(TABLES)
+        )
     click.echo("reset: queues purged, tables emptied")
 
 
@@ -331,5 +370,7 @@ def rotate_tokens_command(reason, batch_size):
     vault_key = _required_vault_key()
     with _postgres(settings.POSTGRES_ADMIN_DSN).connect() as conn:
         summary = rotate_tokens(conn, masking_key, vault_key, reason, batch_size)
-    click.echo(f"rotated {summary.rotated} rows to masking key {masking_key.key_id}; "
-               f"{summary.without_vault} rows under other keys have no vault entry and keep their tokens")
+    click.echo(
+        f"rotated {summary.rotated} rows to masking key {masking_key.key_id}; "
+        f"{summary.without_vault} rows under other keys have no vault entry and keep their tokens"
+    )

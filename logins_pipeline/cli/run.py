@@ -23,8 +23,10 @@ class RunOutcome:
     reasons: dict = field(default_factory=dict)  # quarantined count by reason code
 
 
-INTERRUPTED = ("interrupted (SIGTERM, or cancelled): it stopped receiving, the chunk in flight was committed and "
-               "deleted, and what it had received after that is back in the queue")
+INTERRUPTED = (
+    "interrupted (SIGTERM, or cancelled): it stopped receiving, the chunk in flight was committed and "
+    "deleted, and what it had received after that is back in the queue"
+)
 
 
 def _first_failure(result: dg.ExecuteInProcessResult) -> str:

@@ -104,9 +104,14 @@ def generate_activity(count: int, days: int = 1, seed: int | None = None) -> lis
             device_id, device_type = user.devices[0] if rng.random() < 0.7 else rng.choice(user.devices)
         if rng.random() < 0.05:
             user.version = _version(rng)
-        event = {"user_id": user.user_id, "app_version": user.version, "device_type": device_type,
-                 "ip": user.addresses[0] if rng.random() < 0.5 else user.addresses[1], "locale": user.locale,
-                 "device_id": device_id}
+        event = {
+            "user_id": user.user_id,
+            "app_version": user.version,
+            "device_type": device_type,
+            "ip": user.addresses[0] if rng.random() < 0.5 else user.addresses[1],
+            "locale": user.locale,
+            "device_id": device_id,
+        }
         logins.append(Login(event, rng.randrange(days)))
     return logins
 
@@ -114,6 +119,7 @@ def generate_activity(count: int, days: int = 1, seed: int | None = None) -> lis
 @dataclass(frozen=True)
 class DayFigures:
     """What the analytics must find for one day, computed here from the plaintext values."""
+
     logins: int
     users: int
     shared_devices: int

@@ -15,5 +15,11 @@ class ReceivedMessage:
     def __reduce__(self) -> tuple[type["ReceivedMessage"], tuple[str, str, int, int, str, str | None]]:
         # Chunks go to batch-building processes (pipeline.py): pickled as plain arguments, a message costs a
         # tenth of what a frozen dataclass's default pickling does.
-        return ReceivedMessage, (self.message_id, self.receipt_handle, self.sent_timestamp_ms, self.receive_count,
-                                 self.body, self.origin)
+        return ReceivedMessage, (
+            self.message_id,
+            self.receipt_handle,
+            self.sent_timestamp_ms,
+            self.receive_count,
+            self.body,
+            self.origin,
+        )

@@ -38,21 +38,28 @@ def is_token(series: "pd.Series[str]") -> "pd.Series[bool]":
 
 
 class MaskedLogin(pa.DataFrameModel):
-    message_id: Series[str] = pa.Field(unique=True, str_length={"min_value": 1, "max_value": 128},
-                                       description="SQS MessageId; unique, makes redelivery a no-op")
+    message_id: Series[str] = pa.Field(
+        unique=True,
+        str_length={"min_value": 1, "max_value": 128},
+        description="SQS MessageId; unique, makes redelivery a no-op",
+    )
     user_id: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 128}, description="The app's user id")
-    device_type: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 32},
-                                        description="Device platform, lower case (android, ios, ...)")
+    device_type: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": 32}, description="Device platform, lower case (android, ios, ...)"
+    )
     masked_ip: Series[str] = pa.Field(description="HMAC-SHA-256 token of the canonical IP address")
     masked_device_id: Series[str] = pa.Field(description="HMAC-SHA-256 token of the trimmed device_id")
     locale: Series[str] = pa.Field(nullable=True, str_length={"max_value": 32}, description="Locale, may be null")
-    app_version: Series[int] = pa.Field(ge=0, le=INT32_MAX,
-                                        description="major*1e6 + minor*1e3 + patch; app_version_text() reverses it")
+    app_version: Series[int] = pa.Field(
+        ge=0, le=INT32_MAX, description="major*1e6 + minor*1e3 + patch; app_version_text() reverses it"
+    )
     create_date: Series[pd.Timestamp] = pa.Field(description="UTC date of the SQS SentTimestamp")
-    sent_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "ms", "tz": "UTC"},
-                                                   description="SQS SentTimestamp")
-    masking_key_id: Series[str] = pa.Field(str_length={"min_value": 1, "max_value": 64},
-                                           description="Fingerprint of the key that made the tokens")
+    sent_at: Series[pd.DatetimeTZDtype] = pa.Field(
+        dtype_kwargs={"unit": "ms", "tz": "UTC"}, description="SQS SentTimestamp"
+    )
+    masking_key_id: Series[str] = pa.Field(
+        str_length={"min_value": 1, "max_value": 64}, description="Fingerprint of the key that made the tokens"
+    )
 
     @pa.check("user_id", "device_type", "locale", name="no_control_characters")
     def _no_control_characters(cls, series: "pd.Series[str]") -> "pd.Series[bool]":

@@ -160,14 +160,27 @@ def _text_field(event: dict[str, Any], name: str) -> str:
 
 
 # flatten_event's output, in order; build_batch derives sent_at, create_date and masking_key_id.
-FLAT_COLUMNS = ["message_id", "user_id", "device_type", "masked_ip", "masked_device_id", "locale", "app_version",
-                "sent_timestamp_ms"]
+FLAT_COLUMNS = [
+    "message_id",
+    "user_id",
+    "device_type",
+    "masked_ip",
+    "masked_device_id",
+    "locale",
+    "app_version",
+    "sent_timestamp_ms",
+]
 
 
 def _required_text(event: dict[str, Any]) -> tuple[str, str, str, str, str]:
     get = event.get
     values = user_id, version, device_type, ip, device_id = (
-        get("user_id"), get("app_version"), get("device_type"), get("ip"), get("device_id"))
+        get("user_id"),
+        get("app_version"),
+        get("device_type"),
+        get("ip"),
+        get("device_id"),
+    )
     if str is type(user_id) is type(version) is type(device_type) is type(ip) is type(device_id):
         return cast(tuple[str, str, str, str, str], values)
     if None in values:
@@ -338,9 +351,13 @@ def build_batch(messages: list[ReceivedMessage], keys: PiiKeys) -> Batch:
         for index, failure in sorted(failures.items()):
             rejections.append(_rejection(row_messages[index], failure, row_events[index], key))
         frame = MaskedLogin.validate(frame.drop(index=list(failures)).reset_index(drop=True))
-    vault = [
-        keys.vault.seal_login(message.message_id, event["ip"], event["device_id"])
-        for index, (message, event) in enumerate(zip(row_messages, row_events, strict=True))
-        if index not in failures
-    ] if keys.vault else []
+    vault = (
+        [
+            keys.vault.seal_login(message.message_id, event["ip"], event["device_id"])
+            for index, (message, event) in enumerate(zip(row_messages, row_events, strict=True))
+            if index not in failures
+        ]
+        if keys.vault
+        else []
+    )
     return Batch(rows=frame, rejections=rejections, repeats=len(messages) - len(unique), vault=vault)

@@ -54,19 +54,23 @@ class VaultKey:
         try:
             data = self._siv.decrypt(ciphertext, [name.encode(), message_id.encode("utf-8", "surrogatepass")])
         except InvalidTag:
-            raise VaultError(f"the vault's {name} of message {message_id} does not open with LOGINS_VAULT_KEY "
-                             f"(key id {self.key_id})") from None
+            raise VaultError(
+                f"the vault's {name} of message {message_id} does not open with LOGINS_VAULT_KEY (key id {self.key_id})"
+            ) from None
         return data.decode("utf-8", "surrogatepass")
 
     def seal_login(self, message_id: str, ip: str, device_id: str) -> VaultEntry:
-        return VaultEntry(message_id, self.seal("ip", message_id, ip), self.seal("device_id", message_id, device_id),
-                          self.key_id)
+        return VaultEntry(
+            message_id, self.seal("ip", message_id, ip), self.seal("device_id", message_id, device_id), self.key_id
+        )
 
     def open_login(self, entry: VaultEntry) -> tuple[str, str]:
         """(ip, device_id) as originally received."""
         if entry.key_id != self.key_id:
-            raise VaultError(f"message {entry.message_id} was vaulted under key id {entry.key_id}; "
-                             f"LOGINS_VAULT_KEY is key id {self.key_id}")
+            raise VaultError(
+                f"message {entry.message_id} was vaulted under key id {entry.key_id}; "
+                f"LOGINS_VAULT_KEY is key id {self.key_id}"
+            )
         return self.open("ip", entry.message_id, entry.ip), self.open("device_id", entry.message_id, entry.device_id)
 
 

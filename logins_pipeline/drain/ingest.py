@@ -97,15 +97,25 @@ def drain(
     try:
         return _drain(sqs, postgres, keys, limits, progress, stop or threading.Event())
     except psycopg.OperationalError as error:
-        raise ServiceFailed(f"Postgres failed: {_first_line(error)}. Nothing uncommitted was deleted: those "
-                            "messages stay in the queue for the next run.") from error
+        raise ServiceFailed(
+            f"Postgres failed: {_first_line(error)}. Nothing uncommitted was deleted: those "
+            "messages stay in the queue for the next run."
+        ) from error
     except (BotoCoreError, ClientError) as error:
-        raise ServiceFailed(f"SQS failed: {_first_line(error)}. Committed chunks are stored; a message not yet "
-                            "deleted comes back and is skipped as a duplicate.") from error
+        raise ServiceFailed(
+            f"SQS failed: {_first_line(error)}. Committed chunks are stored; a message not yet "
+            "deleted comes back and is skipped as a duplicate."
+        ) from error
 
 
-def _drain(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, limits: DrainLimits,
-           progress: Callable[[DrainSummary], None], stop: threading.Event) -> DrainSummary:
+def _drain(
+    sqs: SQSResource,
+    postgres: PostgresResource,
+    keys: PiiKeys,
+    limits: DrainLimits,
+    progress: Callable[[DrainSummary], None],
+    stop: threading.Event,
+) -> DrainSummary:
     started = time.monotonic()
     summary = DrainSummary()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
@@ -116,6 +126,7 @@ def _drain(sqs: SQSResource, postgres: PostgresResource, keys: PiiKeys, limits: 
         VisibilityHeartbeat(sqs, timeout) as heartbeat,  # left after the pool: deletes finish first
         ThreadPoolExecutor(max_workers=2) as pool,
     ):
+
         def receive_next() -> Future[ReceivedChunk] | None:
             wanted = min(limits.chunk_size, limits.max_messages - received)
             if wanted <= 0 or stop.is_set():

@@ -65,8 +65,10 @@ def store(
                 if isinstance(error, psycopg.Error):  # from the database, which never sees plaintext PII
                     raise
                 where = traceback.extract_tb(error.__traceback__)[-1]
-                raise ChunkFailed(f"{type(error).__name__} for each of {len(stored.failed)} messages, at "
-                                  f"{where.filename}:{where.lineno} in {where.name}") from None
+                raise ChunkFailed(
+                    f"{type(error).__name__} for each of {len(stored.failed)} messages, at "
+                    f"{where.filename}:{where.lineno} in {where.name}"
+                ) from None
             continue
         stored.committed += part
         stored.inserted += result.inserted

@@ -88,7 +88,9 @@ class _Builder:
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("fork"), initializer=_start_worker,
+                self.processes,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_start_worker,
                 initargs=(os.getpid(), self.keys),
             )
         return self._pool

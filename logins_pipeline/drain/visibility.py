@@ -82,8 +82,11 @@ class VisibilityHeartbeat:
         """Set the visibility of `messages` to `seconds` from now, 10 to a call on RENEW_THREADS threads;
         False if the server could not be reached (the next beat tries again; the timeout covers the rest)."""
         try:
-            list(self._renewers.map(lambda group: self.sqs.change_visibility(group, seconds, self._client()),
-                                    chunks(messages)))
+            list(
+                self._renewers.map(
+                    lambda group: self.sqs.change_visibility(group, seconds, self._client()), chunks(messages)
+                )
+            )
             return True
         except (BotoCoreError, ClientError):
             return False

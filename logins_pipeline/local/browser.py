@@ -15,8 +15,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 # No GPU, no sandbox (root), and nothing that calls out to Google's services: this machine's network is
 # closed, and each refused connection would slow the page down.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

@@ -92,11 +92,18 @@ class DagsterUI:
     def launch(self, job: str, assets: list[str] | None = None, run_config: dict | None = None) -> str:
         """Launch a run of `job` (`__ASSET_JOB` with `assets`: what "Materialize" does); returns its id."""
         selector: dict[str, object] = {
-            "repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": job}
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "pipelineName": job,
+        }
         if assets:
             selector["assetSelection"] = [{"path": [name]} for name in assets]
-        params = {"selector": selector, "mode": "default", "executionMetadata": {"tags": []},
-                  "runConfigData": run_config or {}}
+        params = {
+            "selector": selector,
+            "mode": "default",
+            "executionMetadata": {"tags": []},
+            "runConfigData": run_config or {},
+        }
         launched = self.graphql(LAUNCH, {"params": params})["launchPipelineExecution"]
         if launched["__typename"] != "LaunchRunSuccess":
             raise RuntimeError(f"launch failed: {launched}")
@@ -105,9 +112,12 @@ class DagsterUI:
     def backfill(self, assets: list[str], first: str, last: str) -> str:
         """Launch a backfill of the partitions first..last of `assets` (what the UI's "Materialize" dialog
         does for a date range); returns its id. The daemon runs it."""
-        params = {"partitionsByAssets": [
-            {"assetKey": {"path": [name]}, "partitions": {"range": {"start": first, "end": last}}} for name in assets
-        ]}
+        params = {
+            "partitionsByAssets": [
+                {"assetKey": {"path": [name]}, "partitions": {"range": {"start": first, "end": last}}}
+                for name in assets
+            ]
+        }
         launched = self.graphql(BACKFILL, {"params": params})["launchPartitionBackfill"]
         if launched["__typename"] != "LaunchBackfillSuccess":
             raise RuntimeError(f"backfill failed: {launched}")
@@ -174,8 +184,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 def _start(command: list[str], env: dict, log: Path | None) -> subprocess.Popen:
     with open(log, "ab") if log else nullcontext(subprocess.DEVNULL) as output:
-        return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 @contextmanager

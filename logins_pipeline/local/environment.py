@@ -43,8 +43,12 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("LOGINS_LOCAL_DIR", Path.cwd() / ".local")).resolve()
 
 
-def create_queues(client, name: str = settings.QUEUE_NAME, dlq_name: str = settings.DEAD_LETTER_QUEUE_NAME,
-                  visibility_timeout: int = VISIBILITY_TIMEOUT) -> str:
+def create_queues(
+    client,
+    name: str = settings.QUEUE_NAME,
+    dlq_name: str = settings.DEAD_LETTER_QUEUE_NAME,
+    visibility_timeout: int = VISIBILITY_TIMEOUT,
+) -> str:
     """Create the dead-letter queue, then the queue with a redrive policy to it; returns the queue URL."""
     dlq_url = client.create_queue(QueueName=dlq_name)["QueueUrl"]
     dlq_arn = client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -80,15 +84,21 @@ def write_dagster_yaml(dagster_home: Path) -> None:
 
 
 class LocalEnvironment:
-    def __init__(self, state_dir: Path | None = None, sqs_port: int | None = None, postgres_port: int | None = None,
-                 aws_services: tuple[str, ...] = LOCALSTACK_SERVICES):
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        sqs_port: int | None = None,
+        postgres_port: int | None = None,
+        aws_services: tuple[str, ...] = LOCALSTACK_SERVICES,
+    ):
         self.state_dir = (state_dir or default_state_dir()).resolve()
         self.env_file = self.state_dir / "env.json"
         self.key_file = self.state_dir / "masking.key"
         self.vault_key_file = self.state_dir / "vault.key"
         self.dagster_home = self.state_dir / "dagster_home"
-        self.sqs = LocalSQS(self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", "4566")),
-                            services=aws_services)
+        self.sqs = LocalSQS(
+            self.state_dir, sqs_port or int(os.environ.get("LOGINS_LOCAL_SQS_PORT", "4566")), services=aws_services
+        )
         self.postgres = LocalPostgres(
             self.state_dir, postgres_port or int(os.environ.get("LOGINS_LOCAL_POSTGRES_PORT", "54329"))
         )
@@ -128,8 +138,11 @@ class LocalEnvironment:
 
     def _client(self, service: str):
         return boto3.client(
-            service, region_name=REGION, endpoint_url=self.sqs.endpoint_url,
-            aws_access_key_id="test", aws_secret_access_key="test",
+            service,
+            region_name=REGION,
+            endpoint_url=self.sqs.endpoint_url,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
         )
 
     def down(self) -> None:

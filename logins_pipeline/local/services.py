@@ -47,8 +47,14 @@ ROLE_LOCK = 7_452_020  # pg_advisory_xact_lock key for creating login roles
 
 # moto-ext, aws-sam-translator and jsonpath-ng: LocalStack's CloudFormation and Secrets Manager need them (the base
 # runtime alone cannot load those services).
-LOCALSTACK_REQUIREMENTS = ("localstack-core[base-runtime]==2026.3.0", "cbor2<6", "pyopenssl<26.2",
-                           "moto-ext==5.1.54", "aws-sam-translator==1.115.0", "jsonpath-ng==1.7.0")
+LOCALSTACK_REQUIREMENTS = (
+    "localstack-core[base-runtime]==2026.3.0",
+    "cbor2<6",
+    "pyopenssl<26.2",
+    "moto-ext==5.1.54",
+    "aws-sam-translator==1.115.0",
+    "jsonpath-ng==1.7.0",
+)
 LOCALSTACK_SERVICES = ("sqs", "sns")  # SNS for the run-failure alerts; it adds nothing measurable to the start
 # The tests also create deploy/cloudformation/logins-pipeline.yaml through LocalStack's CloudFormation. These
 # three add about 6 s to the start (they load eagerly), so only the test session asks for them.
@@ -201,8 +207,16 @@ class LocalPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         options = ["-c", "listen_addresses=127.0.0.1", "-p", str(self.port), "-k", str(self._socket_dir())]
-        start = self._pg_ctl("start", "-w", "-t", str(PG_START_TIMEOUT_S), "-l", str(self.log_file),
-                             "-o", subprocess.list2cmdline(options))
+        start = self._pg_ctl(
+            "start",
+            "-w",
+            "-t",
+            str(PG_START_TIMEOUT_S),
+            "-l",
+            str(self.log_file),
+            "-o",
+            subprocess.list2cmdline(options),
+        )
         result = subprocess.run(start, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
         if result.returncode != 0:
             raise LocalServiceError(
@@ -225,8 +239,18 @@ class LocalPostgres:
     def _initdb(self) -> None:
         write_private(self.password_file, _random_password())
         _run(
-            [*_as_unprivileged(), str(PG_BIN / "initdb"), "-D", str(self.data_dir), "-U", PG_SUPERUSER,
-             "--auth=scram-sha-256", f"--pwfile={self.password_file}", "--encoding=UTF8", "--no-locale"],
+            [
+                *_as_unprivileged(),
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                PG_SUPERUSER,
+                "--auth=scram-sha-256",
+                f"--pwfile={self.password_file}",
+                "--encoding=UTF8",
+                "--no-locale",
+            ],
             "initdb",
         )
 
@@ -282,8 +306,13 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
 class LocalSQS:
     """LocalStack (SQS and SNS) running on the host from its own Python 3.13 venv, on 127.0.0.1:<port>."""
 
-    def __init__(self, state_dir: Path, port: int = 4566, venv_dir: Path | None = None,
-                 services: tuple[str, ...] = LOCALSTACK_SERVICES) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        port: int = 4566,
+        venv_dir: Path | None = None,
+        services: tuple[str, ...] = LOCALSTACK_SERVICES,
+    ) -> None:
         self.port = port
         self.services = services
         self.root = Path(state_dir).resolve() / "localstack"
@@ -302,8 +331,11 @@ class LocalSQS:
         wanted = "\n".join(LOCALSTACK_REQUIREMENTS)
         if marker.exists() and marker.read_text() == wanted:
             return
-        print(f"Installing LocalStack into {self.venv_dir} (one-time, takes a minute or two)...",
-              file=sys.stderr, flush=True)
+        print(
+            f"Installing LocalStack into {self.venv_dir} (one-time, takes a minute or two)...",
+            file=sys.stderr,
+            flush=True,
+        )
         if not (self.venv_dir / "bin" / "python").exists():
             _run([_find_python313(), "-m", "venv", str(self.venv_dir)], "Creating the LocalStack venv")
         pip = [str(self.venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet"]
@@ -365,7 +397,11 @@ class LocalSQS:
         with open(self.log_file, "ab") as log:
             process = subprocess.Popen(
                 [str(self.venv_dir / "bin" / "python"), "-m", "localstack.runtime.main"],
-                env=env, cwd=self.root, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.root,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
@@ -382,8 +418,7 @@ class LocalSQS:
         problem = "exited" if not self.is_running() else f"was not ready within {LOCALSTACK_START_TIMEOUT_S}s"
         self.stop()
         raise LocalServiceError(
-            f"LocalStack on {self.endpoint_url} {problem}.\n"
-            f"Last lines of {self.log_file}:\n{_log_tail(self.log_file)}"
+            f"LocalStack on {self.endpoint_url} {problem}.\nLast lines of {self.log_file}:\n{_log_tail(self.log_file)}"
         )
 
     def _sqs_ready(self) -> bool:

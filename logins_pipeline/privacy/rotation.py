@@ -35,17 +35,16 @@ class RotationSummary:
     without_vault: int = 0  # rows still under another key: no vault entry to make their tokens again from
 
 
-def rotate_tokens(conn: psycopg.Connection, masking_key: MaskingKey, vault_key: VaultKey, reason: str,
-                  batch_size: int = 1_000) -> RotationSummary:
+def rotate_tokens(
+    conn: psycopg.Connection, masking_key: MaskingKey, vault_key: VaultKey, reason: str, batch_size: int = 1_000
+) -> RotationSummary:
     """`conn`: the schema owner's, in autocommit mode. Decrypting the vault in bulk is audited first."""
     conn.execute("INSERT INTO pii_vault.reveal_audit (action, reason) VALUES ('rotate', %s)", (reason,))
     summary = RotationSummary()
     while True:
         with conn.transaction():
             rows = conn.execute(OLD_ROWS_WITH_VAULT, (masking_key.key_id, batch_size)).fetchall()
-            tokens = [
-                (row[0], *pii_tokens(masking_key, *vault_key.open_login(VaultEntry(*row)))) for row in rows
-            ]
+            tokens = [(row[0], *pii_tokens(masking_key, *vault_key.open_login(VaultEntry(*row)))) for row in rows]
             if tokens:
                 conn.execute(UPDATE_TOKENS, (masking_key.key_id, *map(list, zip(*tokens, strict=True))))
         if not rows:

@@ -15,7 +15,14 @@ from logins_pipeline.core.transform import Batch
 
 MIGRATION_LOCK = 7_452_019  # pg_advisory_xact_lock key: concurrent runs apply migrations one at a time
 QUARANTINE_COLUMNS = (
-    "message_id", "reason", "detail", "masked_body", "body_bytes", "body_hmac", "sent_at", "receive_count",
+    "message_id",
+    "reason",
+    "detail",
+    "masked_body",
+    "body_bytes",
+    "body_hmac",
+    "sent_at",
+    "receive_count",
     "masking_key_id",
 )
 
@@ -134,8 +141,10 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
                 "INSERT INTO pii_vault.login_pii (message_id, ip_ciphertext, device_id_ciphertext, vault_key_id)"
                 " SELECT * FROM unnest(%b::varchar[], %b::bytea[], %b::bytea[], %b::varchar[])"  # binary: bytea as is
                 " ON CONFLICT DO NOTHING",
-                [list(column) for column in
-                 zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault), strict=True)],
+                [
+                    list(column)
+                    for column in zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault), strict=True)
+                ],
             )
         quarantined = 0
         if batch.rejections:

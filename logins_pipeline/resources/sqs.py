@@ -39,8 +39,13 @@ _SESSION_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=8)
-def _session(profile_name: str | None, region_name: str | None, access_key_id: str | None,
-             secret_access_key: str | None, session_token: str | None) -> boto3.session.Session:
+def _session(
+    profile_name: str | None,
+    region_name: str | None,
+    access_key_id: str | None,
+    secret_access_key: str | None,
+    session_token: str | None,
+) -> boto3.session.Session:
     return boto3.session.Session(
         profile_name=profile_name,
         region_name=region_name,
@@ -100,7 +105,10 @@ class SQSResource(ResourceWithBoto3Configuration):
         """A new boto3 SQS client; make one per thread. Sessions are shared (a new one costs ~50 ms, most
         of an idle sensor tick) and locked, because creating clients from one session is not thread-safe."""
         session = _session(
-            self.profile_name, self.region_name, self.aws_access_key_id, self.aws_secret_access_key,
+            self.profile_name,
+            self.region_name,
+            self.aws_access_key_id,
+            self.aws_secret_access_key,
             self.aws_session_token,
         )
         # Throttling and 5xx answers are retried by botocore's "standard" mode: exponential backoff with full
@@ -133,8 +141,13 @@ class SQSResource(ResourceWithBoto3Configuration):
             delayed=int(attributes["ApproximateNumberOfMessagesDelayed"]),
         )
 
-    def receive(self, client: Client, max_messages: int = SQS_BATCH, visibility_timeout: int | None = None,
-                queue_url: str | None = None) -> list[ReceivedMessage]:
+    def receive(
+        self,
+        client: Client,
+        max_messages: int = SQS_BATCH,
+        visibility_timeout: int | None = None,
+        queue_url: str | None = None,
+    ) -> list[ReceivedMessage]:
         """One ReceiveMessage call (of this queue, or of `queue_url`), hiding the messages for
         `visibility_timeout` seconds (default: the resource's)."""
         response = client.receive_message(
@@ -157,9 +170,14 @@ class SQSResource(ResourceWithBoto3Configuration):
             for m in response.get("Messages", [])
         ]
 
-    def receive_chunk(self, limit: int, receivers: int, visibility_timeout: int | None = None,
-                      hold: Callable[[list[ReceivedMessage], float], object] = lambda messages, since: None,
-                      stop: threading.Event | None = None) -> "ReceivedChunk":
+    def receive_chunk(
+        self,
+        limit: int,
+        receivers: int,
+        visibility_timeout: int | None = None,
+        hold: Callable[[list[ReceivedMessage], float], object] = lambda messages, since: None,
+        stop: threading.Event | None = None,
+    ) -> "ReceivedChunk":
         """Up to `limit` messages, received by `receivers` threads in parallel until the chunk is full, the
         queue is dry (see `_is_dry`), the chunk has been filling for FILL_SECONDS, or `stop` is set.
 

@@ -50,8 +50,11 @@ def failed_run_context(instance: dg.DagsterInstance, run_id: str, alerts: SNSAle
     run = instance.get_run_by_id(run_id)
     assert failure is not None and run is not None
     return dg.build_run_status_sensor_context(
-        sensor_name=run_failure_alert.name, dagster_event=failure, dagster_instance=instance,
-        dagster_run=run, resources={"alerts": alerts},
+        sensor_name=run_failure_alert.name,
+        dagster_event=failure,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"alerts": alerts},
     ).for_run_failure()
 
 

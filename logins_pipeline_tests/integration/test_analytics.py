@@ -28,6 +28,8 @@ def example_queries() -> list[str]:
     lines = (REPO / "docs" / "analytics-examples.sql").read_text().splitlines()
     code = "\n".join(line for line in lines if not line.startswith("--"))
     return ["\n    ".join(s.strip().splitlines()) + ";" for s in code.split(";") if s.strip()]
+
+
 TABLES = ["daily_login_stats", "shared_devices", "shared_addresses", "new_device_logins", "app_version_adoption"]
 
 
@@ -42,8 +44,10 @@ def day_of(now: datetime, days_ago: int) -> date:
 
 def snapshot(pipeline) -> dict[str, list]:
     """Every row of every table, but daily_login_stats' computed_at."""
-    return {table: pipeline.query(f"SELECT (to_jsonb(t) - 'computed_at')::text AS r FROM {table} t ORDER BY r")
-            for table in TABLES}
+    return {
+        table: pipeline.query(f"SELECT (to_jsonb(t) - 'computed_at')::text AS r FROM {table} t ORDER BY r")
+        for table in TABLES
+    }
 
 
 def test_each_days_figures_match_the_generators_ground_truth_and_a_second_run_changes_nothing(pipeline, instance):
@@ -69,10 +73,15 @@ def test_each_days_figures_match_the_generators_ground_truth_and_a_second_run_ch
     expected = expected_figures(logins, DEVICE_MIN_USERS, ADDRESS_MIN_USERS)
     for days_ago, truth in expected.items():
         figures = found[day_of(now, days_ago).isoformat()]
-        assert (figures["daily_login_stats"]["logins"], figures["daily_login_stats"]["users"],
-                figures["shared_devices"]["shared_devices"], figures["shared_addresses"]["shared_addresses"],
-                figures["new_device_logins"]["new_device_logins"]) == (
-            truth.logins, truth.users, truth.shared_devices, truth.shared_addresses, truth.new_device_logins), days_ago
+        assert (
+            figures["daily_login_stats"]["logins"],
+            figures["daily_login_stats"]["users"],
+            figures["shared_devices"]["shared_devices"],
+            figures["shared_addresses"]["shared_addresses"],
+            figures["new_device_logins"]["new_device_logins"],
+        ) == (truth.logins, truth.users, truth.shared_devices, truth.shared_addresses, truth.new_device_logins), (
+            days_ago
+        )
     assert sum(t.shared_devices for t in expected.values()) > 0  # the seed exercises every table
     assert sum(t.shared_addresses for t in expected.values()) > 0
     assert 0 < expected[0].new_device_logins < expected[0].logins
@@ -95,8 +104,14 @@ def test_each_days_figures_match_the_generators_ground_truth_and_a_second_run_ch
 
 # --- automation -------------------------------------------------------------------------------------------
 
-EVENT = {"user_id": "u-late", "app_version": "2.1.0", "device_type": "ios", "ip": "198.51.100.7", "locale": "DE",
-         "device_id": "123-45-6789"}
+EVENT = {
+    "user_id": "u-late",
+    "app_version": "2.1.0",
+    "device_type": "ios",
+    "ip": "198.51.100.7",
+    "locale": "DE",
+    "device_id": "123-45-6789",
+}
 
 
 class Ticks:
@@ -111,7 +126,9 @@ class Ticks:
         from logins_pipeline.defs.logins.analytics import daily_analytics
 
         result = dg.evaluate_automation_conditions(
-            defs=self.defs, instance=self.instance, cursor=self.cursor,
+            defs=self.defs,
+            instance=self.instance,
+            cursor=self.cursor,
             asset_selection=dg.AssetSelection.assets(daily_analytics),
         )
         self.cursor = result.cursor

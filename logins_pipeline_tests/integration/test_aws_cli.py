@@ -22,8 +22,9 @@ README_LINE = re.compile(r"^\s+(aws .*sqs get-queue-attributes .*)$", re.MULTILI
 def run_in_shell(script: str, state_dir: Path) -> subprocess.CompletedProcess:
     """`script` in bash with only PATH, HOME and the state folder set: no AWS_* from this process."""
     env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"), "LOGINS_LOCAL_DIR": str(state_dir)}
-    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, cwd=REPO,
-                          check=False)
+    return subprocess.run(
+        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, cwd=REPO, check=False
+    )
 
 
 def test_the_readme_aws_cli_line_works_after_eval_env(local_services):
@@ -44,4 +45,3 @@ def test_without_aws_default_region_the_cli_has_no_region(local_services):
     result = run_in_shell(f'eval "$(logins-pipeline env)" && unset AWS_DEFAULT_REGION && {line}', environment.state_dir)
     assert result.returncode != 0
     assert "You must specify a region" in result.stderr
-

@@ -26,8 +26,7 @@ def send(client, queue_url: str, body: str) -> str | None:
 
 
 @pytest.mark.parametrize("aws_like_sqs", [False, True], ids=["localstack", "aws-like"])
-def test_every_corpus_message_ends_as_a_row_or_with_its_reason(pipeline, instance, request, monkeypatch,
-                                                               aws_like_sqs):
+def test_every_corpus_message_ends_as_a_row_or_with_its_reason(pipeline, instance, request, monkeypatch, aws_like_sqs):
     sent, client = {}, sqs_resource(pipeline.env, max_attempts=1).client()
     for case in CORPUS:
         message_id = send(client, pipeline.sqs.queue_url, case.body)
@@ -43,8 +42,10 @@ def test_every_corpus_message_ends_as_a_row_or_with_its_reason(pipeline, instanc
         outcomes.append(run_ingest_job(instance=instance, chunk_size=40, visibility_timeout=VISIBILITY))
 
     assert [o.error for o in outcomes if not o.success] == []
-    m = {key: sum(o.metadata[key] for o in outcomes)
-         for key in ("received", "inserted", "duplicates_skipped", "quarantined", "failed_left_in_queue")}
+    m = {
+        key: sum(o.metadata[key] for o in outcomes)
+        for key in ("received", "inserted", "duplicates_skipped", "quarantined", "failed_left_in_queue")
+    }
     assert m["received"] == m["inserted"] + m["duplicates_skipped"] + m["quarantined"]
     assert m["received"] - m["duplicates_skipped"] == len(sent)
     assert m["failed_left_in_queue"] == 0
@@ -57,6 +58,7 @@ def test_every_corpus_message_ends_as_a_row_or_with_its_reason(pipeline, instanc
     assert sum((Counter(o.reasons) for o in outcomes), Counter()) == Counter(reasons.values())
 
     stored = pipeline.query("SELECT detail, coalesce(masked_body, '') FROM login_quarantine") + pipeline.query(
-        "SELECT user_id, device_type, masked_ip, masked_device_id, coalesce(locale, '') FROM user_logins")
+        "SELECT user_id, device_type, masked_ip, masked_device_id, coalesce(locale, '') FROM user_logins"
+    )
     text = "\n".join("\n".join(row) for row in stored)
     assert [value for value in pii_values(CORPUS) if value in text] == []

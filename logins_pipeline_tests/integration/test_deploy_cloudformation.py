@@ -15,8 +15,13 @@ from logins_pipeline_tests.stack import aws_client, create_pipeline_stack
 
 pytestmark = pytest.mark.integration
 
-SECRETS = ("PostgresDsnSecretArn", "MaskingKeySecretArn", "VaultKeySecretArn", "DagsterPgPasswordSecretArn",
-           "AdminDsnSecretArn")
+SECRETS = (
+    "PostgresDsnSecretArn",
+    "MaskingKeySecretArn",
+    "VaultKeySecretArn",
+    "DagsterPgPasswordSecretArn",
+    "AdminDsnSecretArn",
+)
 ROLES = {  # role output -> the managed policies it carries (their logical ids are part of their names)
     "PipelineRoleArn": {"PipelinePolicy"},
     "DagsterControlRoleArn": {"DagsterLauncherPolicy"},
@@ -41,10 +46,13 @@ def test_the_queue_has_its_dead_letter_queue_and_settings(stack):
     attributes = sqs.get_queue_attributes(QueueUrl=outputs["QueueUrl"], AttributeNames=["All"])["Attributes"]
     assert attributes["QueueArn"] == outputs["QueueArn"]
     assert json.loads(attributes["RedrivePolicy"]) == {
-        "deadLetterTargetArn": outputs["DeadLetterQueueArn"], "maxReceiveCount": 5}
+        "deadLetterTargetArn": outputs["DeadLetterQueueArn"],
+        "maxReceiveCount": 5,
+    }
     assert (attributes["VisibilityTimeout"], attributes["MessageRetentionPeriod"]) == ("120", "345600")
-    dead_letters = sqs.get_queue_attributes(
-        QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])["Attributes"]
+    dead_letters = sqs.get_queue_attributes(QueueUrl=outputs["DeadLetterQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert dead_letters["QueueArn"] == outputs["DeadLetterQueueArn"]
     assert dead_letters["MessageRetentionPeriod"] == "1209600"
     assert "RedrivePolicy" not in dead_letters

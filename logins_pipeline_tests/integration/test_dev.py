@@ -41,8 +41,14 @@ def terminate_make(make: subprocess.Popen) -> None:
 def test_make_dev_shows_the_lineage_and_stops_everything_it_started(pipeline, tmp_path, stop):
     port = free_port()
     with open(tmp_path / "dev.log", "wb") as log:
-        dev = subprocess.Popen(make_dev(port), cwd=REPO, stdin=subprocess.DEVNULL, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+        dev = subprocess.Popen(
+            make_dev(port),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         ui = DagsterUI(f"http://127.0.0.1:{port}")
         ui.wait_ready([dev], timeout=180)

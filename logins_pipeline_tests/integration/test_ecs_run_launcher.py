@@ -35,11 +35,26 @@ pytestmark = pytest.mark.integration
 ACCOUNT, REGION = "000000000000", "us-east-1"
 IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/logins-pipeline:2026.12.1"
 ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
-RUN_SECRETS = {"LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn", "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
-               "LOGINS_VAULT_KEY": "VaultKeySecretArn", "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn"}
-RUN_ENVIRONMENT = {"DAGSTER_HOME", "AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL",
-                   "LOGINS_ALERT_SNS_TOPIC_ARN", "LOGINS_ENVIRONMENT", "LOGINS_LOG_FORMAT", "DAGSTER_PG_USERNAME",
-                   "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_RUN_JOB_NAME"}
+RUN_SECRETS = {
+    "LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn",
+    "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
+    "LOGINS_VAULT_KEY": "VaultKeySecretArn",
+    "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn",
+}
+RUN_ENVIRONMENT = {
+    "DAGSTER_HOME",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "LOGINS_SQS_QUEUE_URL",
+    "LOGINS_ALERT_SNS_TOPIC_ARN",
+    "LOGINS_ENVIRONMENT",
+    "LOGINS_LOG_FORMAT",
+    "DAGSTER_PG_USERNAME",
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_DB",
+    "DAGSTER_RUN_JOB_NAME",
+}
 
 
 def daemon_environment(outputs: dict[str, str], parameters: dict[str, str]) -> dict[str, str]:
@@ -70,14 +85,19 @@ def moto_ecs(monkeypatch):
         containers = [{"memory": 0, **c} for c in task_definition.container_definitions]
         return original(cast(Any, SimpleNamespace(container_definitions=containers)))
 
-    monkeypatch.setattr(EC2ContainerServiceBackend, "_calculate_task_resource_requirements",
-                        staticmethod(fargate_tolerant))
+    monkeypatch.setattr(
+        EC2ContainerServiceBackend, "_calculate_task_resource_requirements", staticmethod(fargate_tolerant)
+    )
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     assert server._server is not None
     endpoint = f"http://127.0.0.1:{server._server.server_port}"
-    for name, value in {"MOTO_ACCOUNT_ID": ACCOUNT, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-                        "AWS_SECRET_ACCESS_KEY": "test"}.items():
+    for name, value in {
+        "MOTO_ACCOUNT_ID": ACCOUNT,
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SNS"):
         monkeypatch.delenv(name, raising=False)
@@ -93,11 +113,19 @@ def start_daemon_task(ecs, ec2, cluster: str) -> tuple[str, str, str]:
     group = ec2.create_security_group(GroupName="logins-pipeline-tasks", Description="tasks", VpcId=vpc)["GroupId"]
     ecs.create_cluster(clusterName=cluster)
     ecs.register_task_definition(
-        family="logins-pipeline-daemon", networkMode="awsvpc", requiresCompatibilities=["FARGATE"], cpu="512",
-        memory="1024", containerDefinitions=[{"name": "daemon", "image": IMAGE, "memory": 1024}])
+        family="logins-pipeline-daemon",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="512",
+        memory="1024",
+        containerDefinitions=[{"name": "daemon", "image": IMAGE, "memory": 1024}],
+    )
     [task] = ecs.run_task(
-        cluster=cluster, taskDefinition="logins-pipeline-daemon", launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}})["tasks"]
+        cluster=cluster,
+        taskDefinition="logins-pipeline-daemon",
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}},
+    )["tasks"]
     return task["taskArn"], subnet, group
 
 
@@ -146,7 +174,8 @@ def ecs_context(service: str, params: dict) -> list[tuple[str, str]]:
 
 
 def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_role(
-        local_services, moto_ecs, task_metadata, monkeypatch, tmp_path):
+    local_services, moto_ecs, task_metadata, monkeypatch, tmp_path
+):
     _, base_env = local_services
     outputs = create_pipeline_stack(base_env)
     launcher_policy = policy(policies_of_stack(base_env, outputs), "DagsterLauncherPolicy")
@@ -163,8 +192,11 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
 
     recorder = iam.CallRecorder(resource=ecs_resource, context=ecs_context)
     launcher_config = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]
-    with recorder.recording(), recorder.role("launcher"), \
-            launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, workspace):
+    with (
+        recorder.recording(),
+        recorder.role("launcher"),
+        launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, workspace),
+    ):
         instance.launch_run(run.run_id, workspace)
         task_arn = instance.get_run_by_id(run.run_id).tags["ecs/task_arn"]
         health = instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id))
@@ -177,7 +209,8 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     assert container["image"] == IMAGE
     assert {item["name"] for item in container["environment"]} == RUN_ENVIRONMENT
     assert {item["name"]: item["valueFrom"] for item in container["secrets"]} == {
-        name: outputs[output] for name, output in RUN_SECRETS.items()}
+        name: outputs[output] for name, output in RUN_SECRETS.items()
+    }
     assert registered["taskRoleArn"] == outputs["PipelineRoleArn"]
     assert registered["executionRoleArn"] == outputs["TaskExecutionRoleArn"]
     assert (registered["cpu"], registered["memory"]) == ("2048", "4096")
@@ -191,16 +224,21 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     assert run_task["taskDefinition"] == registered["family"] and registered["family"].startswith("logins-run_")
     assert run_task["cluster"].endswith(f":cluster/{cluster}") and run_task["launchType"] == "FARGATE"
     assert run_task["networkConfiguration"]["awsvpcConfiguration"] == {
-        "subnets": [subnet], "securityGroups": [group], "assignPublicIp": "DISABLED"}
+        "subnets": [subnet],
+        "securityGroups": [group],
+        "assignPublicIp": "DISABLED",
+    }
     [override] = run_task["overrides"]["containerOverrides"]
     assert override["command"][:3] == ["dagster", "api", "execute_run"]
     assert (override["cpu"], override["memory"]) == (2048, 4096)
 
     # RunTask is also authorised as iam:PassRole on the task definition's two roles, and, since it tags the
     # task it creates, as ecs:TagResource on that task: actions of no API call of their own.
-    implied = [iam.Call("launcher", "RunTask", "iam:PassRole", registered["taskRoleArn"]),
-               iam.Call("launcher", "RunTask", "iam:PassRole", registered["executionRoleArn"]),
-               iam.Call("launcher", "RunTask", "ecs:TagResource", task_arn)]
+    implied = [
+        iam.Call("launcher", "RunTask", "iam:PassRole", registered["taskRoleArn"]),
+        iam.Call("launcher", "RunTask", "iam:PassRole", registered["executionRoleArn"]),
+        iam.Call("launcher", "RunTask", "ecs:TagResource", task_arn),
+    ]
     assert run_task["tags"]
     result = iam.coverage([launcher_policy], recorder.calls + implied)
     # logs:GetLogEvents is called only by run monitoring, to show the output of a run task that failed.

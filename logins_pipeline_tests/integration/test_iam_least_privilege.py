@@ -55,8 +55,19 @@ def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:
     queue = sqs_resource(env)
     dead_letter_url = queue.dead_letter_url(queue.client())  # a client made before recording: not recorded
     aws_client("sqs", env).send_message(QueueUrl=dead_letter_url, MessageBody=json.dumps({"dead": "letter"}))
-    bodies = [json.dumps({"user_id": str(uuid.uuid4()), "app_version": "2.3.0", "device_type": "android",
-                          "ip": "198.51.100.7", "locale": "RU", "device_id": "123-45-6789"}) for _ in range(30)]
+    bodies = [
+        json.dumps(
+            {
+                "user_id": str(uuid.uuid4()),
+                "app_version": "2.3.0",
+                "device_type": "android",
+                "ip": "198.51.100.7",
+                "locale": "RU",
+                "device_id": "123-45-6789",
+            }
+        )
+        for _ in range(30)
+    ]
     with dg.instance_for_test(temp_dir=str(slice_.dagster_home)) as instance, recorder.recording():
         with recorder.role("publish"):
             queue.send_bodies(bodies)
@@ -89,8 +100,11 @@ def recorded(local_services, tmp_path_factory):
     environment, base_env = local_services
     outputs = create_pipeline_stack(base_env)
     slice_ = new_pipeline(environment.postgres, base_env, tmp_path_factory.mktemp("iam"))
-    env = {**slice_.env, settings.QUEUE_URL: outputs["QueueUrl"],
-           settings.ALERT_SNS_TOPIC_ARN: outputs["AlertTopicArn"]}
+    env = {
+        **slice_.env,
+        settings.QUEUE_URL: outputs["QueueUrl"],
+        settings.ALERT_SNS_TOPIC_ARN: outputs["AlertTopicArn"],
+    }
     recorder = iam.CallRecorder()
     with pytest.MonkeyPatch.context() as patch:
         for name, value in env.items():
@@ -116,8 +130,11 @@ def test_every_call_is_allowed_and_every_grant_is_needed(recorded, record_proper
 def test_the_drain_needs_delete_and_the_heartbeat(recorded):
     calls, _ = recorded
     drain = {(call.operation, call.action) for call in calls if call.role == "drain"}
-    assert {("DeleteMessageBatch", "sqs:DeleteMessage"), ("ReceiveMessage", "sqs:ReceiveMessage"),
-            ("ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility")} <= drain
+    assert {
+        ("DeleteMessageBatch", "sqs:DeleteMessage"),
+        ("ReceiveMessage", "sqs:ReceiveMessage"),
+        ("ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility"),
+    } <= drain
 
 
 def test_without_sqs_delete_message_the_coverage_check_names_the_denied_call(recorded):
@@ -137,6 +154,7 @@ def test_parliament_finds_no_unknown_action_and_nothing_above_low(recorded):
     assert len(documents) == 8  # 6 managed policies, and the inline one of each execution role
     for name, document in documents.items():
         findings = [enhance_finding(f) for f in analyze_policy_string(json.dumps(document)).findings]
-        problems = [(f.issue, f.severity, f.detail) for f in findings
-                    if f.issue not in ACCEPTED_FINDINGS or f.severity != "LOW"]
+        problems = [
+            (f.issue, f.severity, f.detail) for f in findings if f.issue not in ACCEPTED_FINDINGS or f.severity != "LOW"
+        ]
         assert not problems, f"{name}: {problems}"

@@ -51,8 +51,9 @@ def test_sample_ends_as_99_rows_and_1_quarantined(pipeline, instance):
     assert_sample_stored_once(pipeline)
     assert pipeline.scalar("SELECT count(*) FROM user_logins WHERE locale IS NULL") == 29  # null is data
     evaluations = instance.all_logs(outcome.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
-    passed = {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed
-              for e in evaluations}
+    passed = {
+        e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in evaluations
+    }
     assert passed == {"no_null_user_id": True, "masked_values_are_tokens": True, "message_ids_unique": True}
 
 
@@ -170,6 +171,7 @@ def test_a_development_key_outside_development_stops_the_run_at_resource_start(p
     outcome = run_ingest_job(instance=instance)
 
     assert not outcome.success
-    assert outcome.error.endswith("KeyConfigError: LOGINS_MASKING_KEY is a development key; refusing it outside "
-                                  "LOGINS_ENVIRONMENT=development")
+    assert outcome.error.endswith(
+        "KeyConfigError: LOGINS_MASKING_KEY is a development key; refusing it outside LOGINS_ENVIRONMENT=development"
+    )
     assert pipeline.sqs.queue_depth().visible == 3

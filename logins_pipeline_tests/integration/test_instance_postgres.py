@@ -65,7 +65,8 @@ def test_two_runs_launched_at_once_both_succeed_and_are_recorded_in_postgres(pip
 
     with psycopg.connect(instance_dsn) as conn:
         runs: dict[str, str] = dict(
-            conn.execute("SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (run_ids,)).fetchall())
+            conn.execute("SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (run_ids,)).fetchall()
+        )
         queue_events = conn.execute(
             "SELECT run_id, dagster_event_type FROM event_logs WHERE run_id = ANY(%s) AND dagster_event_type = ANY(%s)",
             (run_ids, list(QUEUE_EVENTS)),

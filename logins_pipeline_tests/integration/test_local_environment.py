@@ -30,8 +30,11 @@ def test_up_makes_a_postgres_dagster_instance(local_services, monkeypatch):
 def test_up_creates_the_alert_topic(local_services):
     _, env = local_services
     sns = boto3.client(
-        "sns", region_name=env[settings.AWS_REGION], endpoint_url=env[settings.AWS_ENDPOINT_URL_SNS],
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "sns",
+        region_name=env[settings.AWS_REGION],
+        endpoint_url=env[settings.AWS_ENDPOINT_URL_SNS],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     topic = env[settings.ALERT_SNS_TOPIC_ARN]
     assert topic.endswith(f":{settings.ALERT_TOPIC_NAME}")

@@ -97,8 +97,10 @@ def test_migrations_run_at_once_in_several_databases_of_a_new_cluster(tmp_path):
         with ThreadPoolExecutor(len(names)) as pool:
             applied = list(pool.map(migrate, names))
         with psycopg.connect(postgres.admin_dsn(names[0])) as conn:
-            roles = conn.execute("SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
-                                 (["analyst", "logins_writer", "pii_reader"],)).fetchall()
+            roles = conn.execute(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY(%s) ORDER BY 1",
+                (["analyst", "logins_writer", "pii_reader"],),
+            ).fetchall()
     finally:
         postgres.stop()
     assert applied == [[version for version, _ in migrations()]] * len(names)

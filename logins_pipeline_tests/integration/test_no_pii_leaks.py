@@ -22,16 +22,30 @@ PII = [*IPS, "2001:0DB8:85A3:0000:0000:8A2E:0370:7334", SHAPED_DEVICE_ID, FREE_F
 
 
 def event(**changes) -> dict:
-    return {"user_id": "u-1", "app_version": "1.0.0", "device_type": "ios", "ip": IPS[0], "locale": "RU",
-            "device_id": FREE_FORM_DEVICE_ID, **changes}
+    return {
+        "user_id": "u-1",
+        "app_version": "1.0.0",
+        "device_type": "ios",
+        "ip": IPS[0],
+        "locale": "RU",
+        "device_id": FREE_FORM_DEVICE_ID,
+        **changes,
+    }
 
 
 HOSTILE_BODIES = [
     # PII in every field: a valid row (nothing but its tokens reaches any sink but user_logins.user_id)
     json.dumps(event(user_id=IPS[1], device_type=SHAPED_DEVICE_ID, locale=FREE_FORM_DEVICE_ID)),
     # ... and rejected: every field, and field names, repeat the message's own PII
-    json.dumps(event(user_id=IPS[0], app_version=IPS[0], device_type=FREE_FORM_DEVICE_ID, locale=IPS[1],
-                     **{IPS[0]: FREE_FORM_DEVICE_ID, FREE_FORM_DEVICE_ID: IPS[0], "note": PII})),
+    json.dumps(
+        event(
+            user_id=IPS[0],
+            app_version=IPS[0],
+            device_type=FREE_FORM_DEVICE_ID,
+            locale=IPS[1],
+            **{IPS[0]: FREE_FORM_DEVICE_ID, FREE_FORM_DEVICE_ID: IPS[0], "note": PII},
+        )
+    ),
     json.dumps({"foo": IPS[0], "bar": SHAPED_DEVICE_ID, IPS[1]: "field name"}),  # the sample's wrong type
     f"not json {IPS[0]} {FREE_FORM_DEVICE_ID}",
     json.dumps(f"{IPS[1]} {SHAPED_DEVICE_ID}"),
@@ -41,8 +55,9 @@ HOSTILE_BODIES = [
     json.dumps(event(meta={"Device_ID": FREE_FORM_DEVICE_ID, "IP": [IPS[1]]}, app_version=None)),
     json.dumps(event(padding="x" * 300_000, locale=IPS[0])),
     f'{{"ip": "{IPS[0]}", "ip": "{IPS[1]}"}}',
-    json.dumps(event(ip=IPS[1], device_id=f"  {FREE_FORM_DEVICE_ID}  ", user_id=FREE_FORM_DEVICE_ID,
-                     app_version="1.2.3.4")),
+    json.dumps(
+        event(ip=IPS[1], device_id=f"  {FREE_FORM_DEVICE_ID}  ", user_id=FREE_FORM_DEVICE_ID, app_version="1.2.3.4")
+    ),
 ]
 # A database error that quotes the whole row (whose user_id is an address) fails the next run.
 QUOTING_FAILURE = """
@@ -77,8 +92,9 @@ def test_hostile_input_leaves_no_plaintext_pii_anywhere(pipeline, instance, capl
     assert any(r.dagster_event and r.dagster_event.is_step_failure for r in events)
     materializations = instance.fetch_materializations(dg.AssetKey("user_logins"), limit=10).records
     captured = capfd.readouterr()
-    stored = "\n".join(p.read_bytes().decode("utf-8", "replace")
-                       for p in pipeline.dagster_home.rglob("*") if p.is_file())
+    stored = "\n".join(
+        p.read_bytes().decode("utf-8", "replace") for p in pipeline.dagster_home.rglob("*") if p.is_file()
+    )
     sinks = {
         "python logging": caplog.text,
         "stdout/stderr": captured.out + captured.err,

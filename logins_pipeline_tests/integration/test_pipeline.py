@@ -32,8 +32,10 @@ def chunks(count: int) -> tuple[Messages, list[list]]:
 
 
 def table(pipeline) -> list[tuple]:
-    return pipeline.query("SELECT message_id, user_id, masked_ip, masked_device_id, app_version, create_date"
-                          " FROM user_logins ORDER BY message_id")
+    return pipeline.query(
+        "SELECT message_id, user_id, masked_ip, masked_device_id, app_version, create_date"
+        " FROM user_logins ORDER BY message_id"
+    )
 
 
 def store_all(pipeline, parts, processes, vault_key=None) -> list:

@@ -17,8 +17,9 @@ def test_status_redrive_run(pipeline):
     client = sqs_resource(pipeline.env).client()
     dead_letters = pipeline.sqs.dead_letter_url(client)
     message_id = client.send_message(QueueUrl=dead_letters, MessageBody=Messages.generate(1).bodies[0])["MessageId"]
-    [peeked] = client.receive_message(QueueUrl=dead_letters, VisibilityTimeout=0,
-                                      MessageSystemAttributeNames=["SentTimestamp"])["Messages"]
+    [peeked] = client.receive_message(
+        QueueUrl=dead_letters, VisibilityTimeout=0, MessageSystemAttributeNames=["SentTimestamp"]
+    )["Messages"]
     assert "dead-letter queue: 1" in cli("status").stdout
     time.sleep(1.1)  # a copy sent now would have a later SentTimestamp
 
@@ -28,7 +29,8 @@ def test_status_redrive_run(pipeline):
     assert (pipeline.sqs.queue_depth().visible, pipeline.sqs.dead_letter_depth(client)) == (1, 0)
     assert "1 received, 1 inserted" in cli("run").stdout
     [(stored_id, sent_ms)] = pipeline.query(
-        "SELECT message_id, (extract(epoch FROM sent_at) * 1000)::bigint FROM user_logins")
+        "SELECT message_id, (extract(epoch FROM sent_at) * 1000)::bigint FROM user_logins"
+    )
     assert (stored_id, sent_ms) == (message_id, int(peeked["Attributes"]["SentTimestamp"]))
 
 

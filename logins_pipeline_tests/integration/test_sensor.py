@@ -41,8 +41,10 @@ def test_skips_while_a_run_is_already_draining(pipeline, instance):
 
 def test_skips_with_the_reason_when_sqs_is_unreachable(pipeline, instance):
     unreachable = SQSResource(
-        queue_url=pipeline.sqs.queue_url, region_name="us-east-1",
-        endpoint_url=f"http://127.0.0.1:{free_port()}", max_attempts=1,
+        queue_url=pipeline.sqs.queue_url,
+        region_name="us-east-1",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        max_attempts=1,
     )
     result = evaluate(instance, unreachable)
     assert "cannot read the queue depth" in result.skip_reason.skip_message

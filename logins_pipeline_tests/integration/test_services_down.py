@@ -28,12 +28,12 @@ def own_sqs(tmp_path):
 @pytest.mark.slow
 def test_sqs_server_stopped_mid_run(local_services, own_sqs, tmp_path):
     environment, env = local_services
-    pipeline = new_pipeline(environment.postgres, {**env, settings.AWS_ENDPOINT_URL_SQS: own_sqs.endpoint_url},
-                            tmp_path)
+    pipeline = new_pipeline(
+        environment.postgres, {**env, settings.AWS_ENDPOINT_URL_SQS: own_sqs.endpoint_url}, tmp_path
+    )
     messages = Messages.generate(10 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--visibility-timeout", "2",
-                failpoint="after_commit:0.5")
+    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--visibility-timeout", "2", failpoint="after_commit:0.5")
     wait_until(lambda: stored(pipeline) >= CHUNK, "a chunk is stored")
 
     own_sqs.stop()
@@ -53,7 +53,8 @@ def test_a_chunk_slower_than_the_visibility_timeout_stays_invisible(pipeline, mo
     pipeline.seed(messages.bodies)
     monkeypatch.setenv(FAILPOINT, "after_receive:6")
     drained = threading.Thread(
-        target=drain, args=(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(visibility_timeout=2)))
+        target=drain, args=(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(visibility_timeout=2))
+    )
     drained.start()
     wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 10, "the drain holds the messages")
     taken = taken_while(drained.is_alive, pipeline)

@@ -75,8 +75,9 @@ def test_the_writer_stores_each_rows_originals_encrypted(pipeline):
     assert set(originals) == {m for (m,) in pipeline.query("SELECT message_id FROM user_logins")}
     assert set(originals.values()) == sample_pairs()
     for message_id, (ip, device_id) in originals.items():
-        assert pipeline.query("SELECT masked_ip, masked_device_id FROM user_logins WHERE message_id = %s",
-                              (message_id,)) == [pii_tokens(pipeline.key, ip, device_id)]
+        assert pipeline.query(
+            "SELECT masked_ip, masked_device_id FROM user_logins WHERE message_id = %s", (message_id,)
+        ) == [pii_tokens(pipeline.key, ip, device_id)]
     stored = b"".join(bytes(c) for row in pipeline.query(VAULT_ROWS) for c in row[1:3])
     assert not [v for v in sample_pii_values() if v.encode() in stored]
 
@@ -84,8 +85,10 @@ def test_the_writer_stores_each_rows_originals_encrypted(pipeline):
 def test_a_failure_before_commit_writes_no_vault_row_either(pipeline):
     pipeline.seed(bodies())
     with pipeline.postgres.connect() as conn:
-        conn.execute("CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'x'; END $$;"
-                     "CREATE TRIGGER fail BEFORE INSERT ON user_logins EXECUTE FUNCTION fail()")
+        conn.execute(
+            "CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'x'; END $$;"
+            "CREATE TRIGGER fail BEFORE INSERT ON user_logins EXECUTE FUNCTION fail()"
+        )
     with pytest.raises(psycopg.errors.RaiseException):
         ingest(pipeline)
     assert pipeline.scalar("SELECT count(*) FROM pii_vault.login_pii") == 0
@@ -136,8 +139,9 @@ def test_roles_see_what_they_should_and_nothing_more(pipeline):
             assert denied(pipeline_writer, f"UPDATE {table} SET create_date = NULL")
     with connect(pipeline, settings.PII_READER_DSN) as reader:
         assert denied(reader, "SELECT * FROM pii_vault.login_pii")  # only through reveal(), audited
-        assert len(reader.execute("SELECT * FROM pii_vault.reveal(%s, 'support ticket 1')",
-                                  (message_id,)).fetchall()) == 1
+        assert (
+            len(reader.execute("SELECT * FROM pii_vault.reveal(%s, 'support ticket 1')", (message_id,)).fetchall()) == 1
+        )
         assert denied(reader, "UPDATE pii_vault.reveal_audit SET reason = 'nothing to see'")
         assert denied(reader, "DELETE FROM pii_vault.reveal_audit")
         assert denied(reader, "TRUNCATE pii_vault.reveal_audit")
@@ -147,7 +151,8 @@ def test_roles_see_what_they_should_and_nothing_more(pipeline):
             with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
                 owner.execute(sql)
     assert pipeline.query("SELECT action, message_id, reason FROM pii_vault.reveal_audit") == [
-        ("reveal", message_id, "support ticket 1")]
+        ("reveal", message_id, "support ticket 1")
+    ]
 
 
 @pytest.mark.slow
@@ -164,10 +169,14 @@ def test_no_table_the_analyst_can_read_holds_a_sample_value(pipeline):
             " AND has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT')"
         ).fetchall()
         assert {name for (name,) in readable} == {
-            "public.user_logins", "public.user_logins_readable", "public.login_quarantine",
-            *(f"public.{table}" for table in ANALYTICS_TABLES)}
-        dump = "\n".join(row[0] for (name,) in readable
-                         for row in analyst.execute(f"SELECT t::text FROM {name} t").fetchall())
+            "public.user_logins",
+            "public.user_logins_readable",
+            "public.login_quarantine",
+            *(f"public.{table}" for table in ANALYTICS_TABLES),
+        }
+        dump = "\n".join(
+            row[0] for (name,) in readable for row in analyst.execute(f"SELECT t::text FROM {name} t").fetchall()
+        )
     assert dump.count("\n") > 190 + 99  # the analytics too: a new_device_logins row per sample login
     assert not [value for value in sample_pii_values() if value in dump]
 
@@ -188,9 +197,15 @@ def test_reveal_as_pii_reader_prints_the_originals_and_appends_an_audit_row(pipe
     assert f"ip         {event['ip']}" in result.stdout
     assert f"device_id  {event['device_id']}" in result.stdout
     [(who, action, audited_id, reason, recent)] = pipeline.query(
-        "SELECT who, action, message_id, reason, at > now() - interval '1 minute' FROM pii_vault.reveal_audit")
+        "SELECT who, action, message_id, reason, at > now() - interval '1 minute' FROM pii_vault.reveal_audit"
+    )
     assert (who, action, audited_id, reason, recent) == (
-        LOGIN_ROLES[settings.PII_READER_DSN][0], "reveal", message_id, "support ticket 4711", True)
+        LOGIN_ROLES[settings.PII_READER_DSN][0],
+        "reveal",
+        message_id,
+        "support ticket 4711",
+        True,
+    )
 
 
 @pytest.mark.slow
@@ -200,15 +215,23 @@ def test_reveal_refusals_are_one_clear_line(pipeline):
     message_id = pipeline.scalar("SELECT message_id FROM user_logins")
 
     assert_one_line_error(cli("reveal", "--message-id", "no-such-id", "--reason", "typo?"), "no entry", "audited")
-    as_analyst = cli("reveal", "--message-id", message_id, "--reason", "r",
-                     **{settings.PII_READER_DSN: pipeline.env[settings.ANALYST_DSN]})
+    as_analyst = cli(
+        "reveal",
+        "--message-id",
+        message_id,
+        "--reason",
+        "r",
+        **{settings.PII_READER_DSN: pipeline.env[settings.ANALYST_DSN]},
+    )
     assert_one_line_error(as_analyst, "permission denied")
     wrong_key = cli("reveal", "--message-id", message_id, "--reason", "r", **{settings.VAULT_KEY: development_key()})
     assert_one_line_error(wrong_key, "key id")
     blank = cli("reveal", "--message-id", message_id, "--reason", "  ")
     assert blank.returncode == 2 and "say why" in blank.stderr
     assert pipeline.query("SELECT message_id, reason FROM pii_vault.reveal_audit ORDER BY id") == [
-        ("no-such-id", "typo?"), (message_id, "r")]  # the analyst got nothing and left nothing
+        ("no-such-id", "typo?"),
+        (message_id, "r"),
+    ]  # the analyst got nothing and left nothing
     for output in (as_analyst, wrong_key):
         assert not [v for v in sample_pii_values() if v in output.stdout + output.stderr]
 
@@ -225,20 +248,24 @@ def test_rotate_tokens_remakes_old_rows_from_the_vault_under_the_new_key(pipelin
     new_key_text = development_key()
     new_key = parse_masking_key(new_key_text, development=True)
 
-    rotated = cli("rotate-tokens", "--reason", "yearly rotation", "--batch-size", "2",
-                  **{settings.MASKING_KEY: new_key_text})
+    rotated = cli(
+        "rotate-tokens", "--reason", "yearly rotation", "--batch-size", "2", **{settings.MASKING_KEY: new_key_text}
+    )
 
     assert rotated.returncode == 0, rotated.stderr
     assert f"rotated 3 rows to masking key {new_key.key_id}; 3 rows under other keys" in rotated.stdout
     originals = vault_originals(pipeline)
     for message_id, (ip, device_id) in originals.items():
-        assert pipeline.query("SELECT masked_ip, masked_device_id, masking_key_id FROM user_logins"
-                              " WHERE message_id = %s", (message_id,)) == [(*pii_tokens(new_key, ip, device_id),
-                                                                            new_key.key_id)]
+        assert pipeline.query(
+            "SELECT masked_ip, masked_device_id, masking_key_id FROM user_logins WHERE message_id = %s", (message_id,)
+        ) == [(*pii_tokens(new_key, ip, device_id), new_key.key_id)]
     assert dict(pipeline.query("SELECT masking_key_id, count(*) FROM user_logins GROUP BY 1")) == {
-        new_key.key_id: 3, pipeline.key.key_id: 3}
+        new_key.key_id: 3,
+        pipeline.key.key_id: 3,
+    }
     assert pipeline.query("SELECT action, message_id, reason FROM pii_vault.reveal_audit") == [
-        ("rotate", None, "yearly rotation")]
+        ("rotate", None, "yearly rotation")
+    ]
     again = cli("rotate-tokens", "--reason", "again", **{settings.MASKING_KEY: new_key_text})
     assert "rotated 0 rows" in again.stdout
 
@@ -246,7 +273,8 @@ def test_rotate_tokens_remakes_old_rows_from_the_vault_under_the_new_key(pipelin
     ingest(pipeline, new_key)
     assert pipeline.query(
         "SELECT count(*), count(DISTINCT (masked_ip, masked_device_id)) FROM user_logins WHERE masking_key_id = %s",
-        (new_key.key_id,)) == [(6, len(sample_pairs(3)))]
+        (new_key.key_id,),
+    ) == [(6, len(sample_pairs(3)))]
 
 
 # --- keys and local set-up --------------------------------------------------------------------------
@@ -260,8 +288,7 @@ def test_a_development_vault_key_outside_development_refuses_to_run(pipeline):
     assert pipeline.sqs.queue_depth().visible == 2
 
 
-@pytest.mark.parametrize("key, fragment", [("", "LOGINS_MASKING_KEY is not set"),
-                                           ("c2hvcnQ=", "at least 32 bytes")])
+@pytest.mark.parametrize("key, fragment", [("", "LOGINS_MASKING_KEY is not set"), ("c2hvcnQ=", "at least 32 bytes")])
 def test_a_missing_or_short_masking_key_refuses_to_run(pipeline, key, fragment):
     pipeline.seed(bodies(1))
     assert_one_line_error(cli("run", **{settings.MASKING_KEY: key}), fragment)
@@ -276,8 +303,10 @@ def test_local_set_up_makes_private_dev_keys_and_role_logins(local_services):
     assert env[settings.VAULT_KEY] != env[settings.MASKING_KEY]
     for variable, (login, group) in LOGIN_ROLES.items():
         with psycopg.connect(env[variable]) as conn:
-            assert conn.execute("SELECT current_user, pg_has_role(%s, 'MEMBER'), rolsuper FROM pg_roles"
-                                " WHERE rolname = current_user", (group,)).fetchone() == (login, True, False)
+            assert conn.execute(
+                "SELECT current_user, pg_has_role(%s, 'MEMBER'), rolsuper FROM pg_roles WHERE rolname = current_user",
+                (group,),
+            ).fetchone() == (login, True, False)
 
 
 def test_migrate_as_the_owner(pipeline):

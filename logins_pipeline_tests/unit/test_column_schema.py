@@ -5,8 +5,18 @@ import dagster as dg
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
 from logins_pipeline.defs.logins.column_schema import column_schema
 
-EXPECTED = ["message_id", "user_id", "device_type", "masked_ip", "masked_device_id", "locale", "app_version",
-            "create_date", "sent_at", "masking_key_id"]
+EXPECTED = [
+    "message_id",
+    "user_id",
+    "device_type",
+    "masked_ip",
+    "masked_device_id",
+    "locale",
+    "app_version",
+    "create_date",
+    "sent_at",
+    "masking_key_id",
+]
 
 
 def columns() -> dict[str, dg.TableColumn]:

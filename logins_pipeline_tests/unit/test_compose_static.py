@@ -254,8 +254,11 @@ def test_setting_values_point_at_the_compose_services(services: dict) -> None:
 @pytest.mark.parametrize("name", [*DAGSTER_SERVICES, "postgres"])
 def test_secrets_are_interpolated_from_dotenv_not_written_inline(services: dict, name: str) -> None:
     env = env_of(services[name])
-    secret_values = {k: v for k, v in env.items() if k in {"POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD",
-                                                           settings.MASKING_KEY, settings.VAULT_KEY}}
+    secret_values = {
+        k: v
+        for k, v in env.items()
+        if k in {"POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD", settings.MASKING_KEY, settings.VAULT_KEY}
+    }
     assert secret_values, f"{name}: no secret at all?"
     for key, value in secret_values.items():
         required = re.fullmatch(r"\$\{(POSTGRES_PASSWORD|LOGINS_MASKING_KEY):\?[^}]*\}", value)

@@ -24,8 +24,9 @@ def test_definitions_validate():
 
 def test_dg_check_defs():
     dg_cli = Path(sys.executable).parent / "dg"
-    result = subprocess.run([str(dg_cli), "check", "defs"], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run(
+        [str(dg_cli), "check", "defs"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully." in result.stdout
 
@@ -33,10 +34,19 @@ def test_dg_check_defs():
 def test_an_installed_copy_loads_without_the_projects_pyproject_toml(tmp_path):
     """As in the image (pip install, no source tree): the code location must not need [tool.dg] to load."""
     shutil.copytree(REPO / "logins_pipeline", tmp_path / "logins_pipeline")
-    script = ("import logins_pipeline, logins_pipeline.definitions as d; "
-              "print(logins_pipeline.__file__); print(sorted(j.name for j in d.defs.jobs))")
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tmp_path)}, timeout=120, check=False)
+    script = (
+        "import logins_pipeline, logins_pipeline.definitions as d; "
+        "print(logins_pipeline.__file__); print(sorted(j.name for j in d.defs.jobs))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     jobs = "['daily_analytics_job', 'ingest_logins_job']"
     assert result.stdout.splitlines() == [str(tmp_path / "logins_pipeline" / "__init__.py"), jobs]
@@ -55,8 +65,13 @@ def test_assets_checks_sensor_and_job_are_defined():
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {"raw_login_messages", "masked_logins", "user_logins", "login_quarantine", *ANALYTICS}
     assert {c.name for c in graph.asset_check_keys} == {
-        "no_null_user_id", "masked_values_are_tokens", "message_ids_unique", "logins_match_user_logins",
-        "every_value_is_shared", "devices_not_seen_before", "shares_are_fractions_of_the_day",
+        "no_null_user_id",
+        "masked_values_are_tokens",
+        "message_ids_unique",
+        "logins_match_user_logins",
+        "every_value_is_shared",
+        "devices_not_seen_before",
+        "shares_are_fractions_of_the_day",
     }
     assert defs.resolve_sensor_def("login_queue_sensor").job_name == "ingest_logins_job"
     assert defs.resolve_job_def("ingest_logins_job")

@@ -17,8 +17,13 @@ ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
 
 
 def cfn_lint(*templates: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CFN_LINT), "--format", "parseable", *map(str, templates)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [str(CFN_LINT), "--format", "parseable", *map(str, templates)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_templates_pass_cfn_lint():
@@ -29,9 +34,11 @@ def test_the_templates_pass_cfn_lint():
 def test_cfn_lint_fails_a_broken_template(tmp_path):
     """The lint can fail: a queue with a misspelt property and a policy with a misspelt action."""
     broken = tmp_path / "broken.yaml"
-    broken.write_text(PIPELINE_TEMPLATE.read_text()
-                      .replace("MessageRetentionPeriod: 345600", "MessageRetentionPeriods: 345600")
-                      .replace("sqs:ReceiveMessage          #", "sqs:ReceiveMessages          #"))
+    broken.write_text(
+        PIPELINE_TEMPLATE.read_text()
+        .replace("MessageRetentionPeriod: 345600", "MessageRetentionPeriods: 345600")
+        .replace("sqs:ReceiveMessage          #", "sqs:ReceiveMessages          #")
+    )
     result = cfn_lint(broken)
     assert result.returncode != 0
     assert "MessageRetentionPeriods" in result.stdout
@@ -48,7 +55,9 @@ def test_the_ecs_instance_is_the_packaged_one_but_for_the_launcher_and_tls():
     ecs = yaml.safe_load(ECS_DAGSTER_YAML.read_text())
     assert ecs["run_launcher"]["class"] == "EcsRunLauncher"
     assert ecs["storage"]["postgres"]["postgres_db"].pop("params") == {
-        "sslmode": "verify-full", "sslrootcert": "/etc/ssl/certs/rds-global-bundle.pem"}
+        "sslmode": "verify-full",
+        "sslrootcert": "/etc/ssl/certs/rds-global-bundle.pem",
+    }
     del ecs["run_launcher"], packaged["run_launcher"]
     assert ecs == packaged
 
@@ -58,8 +67,9 @@ def _env_names(node) -> set[str]:
     if isinstance(node, dict):
         if set(node) == {"env"}:
             return {node["env"]}
-        return {name for key, value in node.items() for name in
-                (set(value) if key == "env_vars" else _env_names(value))}
+        return {
+            name for key, value in node.items() for name in (set(value) if key == "env_vars" else _env_names(value))
+        }
     if isinstance(node, list):
         return {name for item in node for name in _env_names(item)}
     return set()

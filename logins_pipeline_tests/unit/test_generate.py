@@ -72,14 +72,20 @@ def test_activity_of_100_000_has_shared_devices_addresses_and_new_devices_every_
 
 
 def login(user: str, device: str, ip: str, days_ago: int) -> Login:
-    return Login({"user_id": user, "app_version": "1.0", "device_type": "ios", "ip": ip, "locale": None,
-                  "device_id": device}, days_ago)
+    return Login(
+        {"user_id": user, "app_version": "1.0", "device_type": "ios", "ip": ip, "locale": None, "device_id": device},
+        days_ago,
+    )
 
 
 def test_expected_figures_by_hand():
     logins = [
-        login("a", "d1", "ip1", 1), login("b", "d1", "ip1", 1), login("a", "d1", "ip1", 0),
-        login("a", "d2", "ip1", 0), login("b", "d1", "ip2", 0), login("c", "d1", "ip2", 0),
+        login("a", "d1", "ip1", 1),
+        login("b", "d1", "ip1", 1),
+        login("a", "d1", "ip1", 0),
+        login("a", "d2", "ip1", 0),
+        login("b", "d1", "ip2", 0),
+        login("c", "d1", "ip2", 0),
     ]
     figures = expected_figures(logins, device_min_users=3, address_min_users=2)
     assert figures[1] == DayFigures(logins=2, users=2, shared_devices=0, shared_addresses=1, new_device_logins=2)

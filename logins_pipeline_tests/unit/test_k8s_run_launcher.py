@@ -17,8 +17,12 @@ VALUES = REPO / "deploy" / "helm" / "values.yaml"
 PACKAGED_DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/logins-pipeline:2026.12.1"
 # The launcher keys this file sets, as the chart's template names them in the instance.
-CHART_KEYS = {"envSecrets": "env_secrets", "envVars": "env_vars", "resources": "resources",
-              "runK8sConfig": "run_k8s_config"}
+CHART_KEYS = {
+    "envSecrets": "env_secrets",
+    "envVars": "env_vars",
+    "resources": "resources",
+    "runK8sConfig": "run_k8s_config",
+}
 RUN_K8S_CONFIG_KEYS = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config"}
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -39,9 +43,12 @@ def chart_run_launcher(values: dict) -> dict:
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert set(launcher) <= set(CHART_KEYS), f"keys this test does not render: {set(launcher) - set(CHART_KEYS)}"
     config = {
-        "load_incluster_config": True, "job_namespace": "dagster", "image_pull_policy": "IfNotPresent",
+        "load_incluster_config": True,
+        "job_namespace": "dagster",
+        "image_pull_policy": "IfNotPresent",
         "service_account_name": values["serviceAccount"]["name"],
-        "dagster_home": {"env": "DAGSTER_HOME"}, "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
+        "dagster_home": {"env": "DAGSTER_HOME"},
+        "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
         "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
         "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
         "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
@@ -58,10 +65,12 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     launcher_config = chart_run_launcher(values)
     # Outside a cluster: the kubeconfig above instead of the pod's service account token (nothing is sent).
     launcher_config["config"].update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
-    for name, value in {"DAGSTER_HOME": "/opt/dagster/dagster_home",
-                        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
-                        "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql",
-                        "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env"}.items():
+    for name, value in {
+        "DAGSTER_HOME": "/opt/dagster/dagster_home",
+        "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
+        "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql",
+        "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env",
+    }.items():
         monkeypatch.setenv(name, value)
     for name, value in {**CODE_SERVER_SETTINGS, **CODE_SERVER_SECRETS}.items():
         monkeypatch.setenv(name, value)
@@ -72,8 +81,10 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
         container_context = launcher.get_container_context_for_run(run)
         job = construct_dagster_k8s_job(
             job_config=container_context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher),
-            args=["dagster", "api", "execute_run"], job_name=get_job_name_from_run_id(run.run_id),
-            pod_name=get_job_name_from_run_id(run.run_id), component="run_worker",
+            args=["dagster", "api", "execute_run"],
+            job_name=get_job_name_from_run_id(run.run_id),
+            pod_name=get_job_name_from_run_id(run.run_id),
+            component="run_worker",
             user_defined_k8s_config=container_context.run_k8s_config,
             labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
             env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name}],
@@ -85,8 +96,13 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     assert pod.service_account_name == "logins-pipeline"
     assert "logins-pipeline-secrets" in {source.secret_ref.name for source in container.env_from if source.secret_ref}
     env = {variable.name: variable.value for variable in container.env}
-    assert {"AWS_REGION", "AWS_DEFAULT_REGION", "LOGINS_SQS_QUEUE_URL", "LOGINS_ALERT_SNS_TOPIC_ARN",
-            "LOGINS_ENVIRONMENT"} <= set(env)
+    assert {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "LOGINS_SQS_QUEUE_URL",
+        "LOGINS_ALERT_SNS_TOPIC_ARN",
+        "LOGINS_ENVIRONMENT",
+    } <= set(env)
     assert env["LOGINS_ENVIRONMENT"] == "production"
     assert container.resources.requests == {"cpu": "2", "memory": "4Gi"}
     assert container.resources.limits == {"cpu": "2", "memory": "4Gi"}  # the CPU limit = the build workers
@@ -97,8 +113,10 @@ def test_the_charts_concurrency_is_enabled_with_the_packaged_limits(values):
     packaged = yaml.safe_load(PACKAGED_DAGSTER_YAML.read_text())["concurrency"]
     concurrency = values["concurrency"]
     assert concurrency["enabled"] is True
-    assert {"default_limit": concurrency["pools"]["defaultLimit"], "granularity": concurrency["pools"]["granularity"]} \
-        == packaged["pools"]
+    assert {
+        "default_limit": concurrency["pools"]["defaultLimit"],
+        "granularity": concurrency["pools"]["granularity"],
+    } == packaged["pools"]
     assert concurrency["runs"]["maxConcurrentRuns"] == packaged["runs"]["max_concurrent_runs"]
     # The chart refuses maxConcurrentRuns in both places.
     assert "maxConcurrentRuns" not in values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]

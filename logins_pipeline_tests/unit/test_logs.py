@@ -23,7 +23,8 @@ def failing_job():
 def run_and_capture(capfd) -> list[str]:
     with dg.instance_for_test() as instance:
         result = failing_job.execute_in_process(
-            instance=instance, raise_on_error=False,
+            instance=instance,
+            raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "DEBUG"}}}},
         )
     assert not result.success

@@ -132,19 +132,32 @@ def test_token_not_the_value():
 
 RFC_4231 = [  # (test case, key, data, HMAC-SHA-256 as published; case 5 is published truncated to 128 bits)
     (1, b"\x0b" * 20, b"Hi There", "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
-    (2, b"Jefe", b"what do ya want for nothing?",
-     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    (2, b"Jefe", b"what do ya want for nothing?", "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
     (3, b"\xaa" * 20, b"\xdd" * 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
     (4, bytes(range(1, 26)), b"\xcd" * 50, "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
     (5, b"\x0c" * 20, b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b"),
-    (6, b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First",
-     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
-    (7, b"\xaa" * 131, b"This is a test using a larger than block-size key and a larger than block-size data. The key"
-     b" needs to be hashed before being used by the HMAC algorithm.",
-     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+    (
+        6,
+        b"\xaa" * 131,
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+    (
+        7,
+        b"\xaa" * 131,
+        b"This is a test using a larger than block-size key and a larger than block-size data. The key"
+        b" needs to be hashed before being used by the HMAC algorithm.",
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+    ),
 ]
-VALUES = [("ip", "192.0.2.1"), ("ip", "2001:db8::1"), ("device_id", "123-45-6789"), ("device_id", ""),
-          ("device_id", "é\u0301 " * 40), ("body", "x" * 200)]
+VALUES = [
+    ("ip", "192.0.2.1"),
+    ("ip", "2001:db8::1"),
+    ("device_id", "123-45-6789"),
+    ("device_id", ""),
+    ("device_id", "é\u0301 " * 40),
+    ("body", "x" * 200),
+]
 
 
 @pytest.mark.parametrize("case, secret, data, published", RFC_4231, ids=[f"rfc4231-{c[0]}" for c in RFC_4231])
@@ -194,8 +207,21 @@ def test_canonical_ip(text, canonical):
 
 @pytest.mark.parametrize(
     "text",
-    ["256.1.1.1", "01.2.3.4", "1.2.3.04", "", " ", "example.com", "1.2.3", "1.2.3.4.5", "1.2.3.4/24",
-     "-1.2.3.4", "2001:db8::1::2", "gggg::1", "1.2.3.4 5"],
+    [
+        "256.1.1.1",
+        "01.2.3.4",
+        "1.2.3.04",
+        "",
+        " ",
+        "example.com",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.4/24",
+        "-1.2.3.4",
+        "2001:db8::1::2",
+        "gggg::1",
+        "1.2.3.4 5",
+    ],
 )
 def test_invalid_ip(text):
     with pytest.raises(ValueError):

@@ -33,18 +33,21 @@ def test_flat_objects_parse_as_the_strict_parser_does(event, ascii_only):
     assert outcome(body) == strict_outcome(body)
 
 
-@given(st.text(max_size=40) | flat_objects.map(json.dumps).map(lambda b: b[: len(b) // 2] + b[len(b) // 2 + 1:]))
+@given(st.text(max_size=40) | flat_objects.map(json.dumps).map(lambda b: b[: len(b) // 2] + b[len(b) // 2 + 1 :]))
 def test_any_text_gets_the_strict_parsers_outcome(body):
     assert outcome(body) == strict_outcome(body)
 
 
-@pytest.mark.parametrize("body", [
-    '{"ip": "192.0.2.1", "ip": "192.0.2.2"}',
-    '{"a": 1, "b": "x", "a": 2}',
-    '{"a": null, "a": null}',
-    '{"a": "\\u0062", "a": 1}',  # an escape: the strict path decides
-    '{"n": 123456789012345678901234567890, "n": 1}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"ip": "192.0.2.1", "ip": "192.0.2.2"}',
+        '{"a": 1, "b": "x", "a": 2}',
+        '{"a": null, "a": null}',
+        '{"a": "\\u0062", "a": 1}',  # an escape: the strict path decides
+        '{"n": 123456789012345678901234567890, "n": 1}',
+    ],
+)
 def test_a_repeated_key_is_rejected(body):
     assert outcome(body)[:2] == ("rejected", transform.INVALID_JSON)
 
@@ -54,7 +57,18 @@ def test_the_fast_path_takes_the_common_body(body):
     assert transform._parse_flat_object(body) == json.loads(body)
 
 
-@pytest.mark.parametrize("body", ['{"a": 1.5}', '{"a": {"b": 1}}', '{"a": [1]}', '{"a": "\\n"}', '[1]', "1e400",
-                                  '{"a": 123456789012345678901234567890}', "\ufeff{}"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"a": 1.5}',
+        '{"a": {"b": 1}}',
+        '{"a": [1]}',
+        '{"a": "\\n"}',
+        "[1]",
+        "1e400",
+        '{"a": 123456789012345678901234567890}',
+        "\ufeff{}",
+    ],
+)
 def test_the_fast_path_leaves_the_rest_to_the_strict_parser(body):
     assert transform._parse_flat_object(body) is None

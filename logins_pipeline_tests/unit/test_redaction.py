@@ -12,11 +12,28 @@ from logins_pipeline.privacy.log_redaction import RedactedError, RedactionFilter
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
 
 
-@pytest.mark.parametrize("text", [
-    IP, f"from {IP}.", f"ip={IP},", DEVICE_ID, f"id:{DEVICE_ID};", "2001:db8::1", "2001:DB8:0:0:0:0:0:1",
-    "2001:0db8:0000:0000:0000:0000:0000:0001", "::ffff:1.2.3.4", "fe80::1%eth0", "::1", "999.1.2.3",
-    "01.2.3.4", "abcd2001:db8::1", IP * 3, DEVICE_ID * 2, f"12{IP}34",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        IP,
+        f"from {IP}.",
+        f"ip={IP},",
+        DEVICE_ID,
+        f"id:{DEVICE_ID};",
+        "2001:db8::1",
+        "2001:DB8:0:0:0:0:0:1",
+        "2001:0db8:0000:0000:0000:0000:0000:0001",
+        "::ffff:1.2.3.4",
+        "fe80::1%eth0",
+        "::1",
+        "999.1.2.3",
+        "01.2.3.4",
+        "abcd2001:db8::1",
+        IP * 3,
+        DEVICE_ID * 2,
+        f"12{IP}34",
+    ],
+)
 def test_pii_shapes_are_redacted(text):
     redacted = redact(f"before {text} after")
     assert REDACTED in redacted
@@ -24,10 +41,19 @@ def test_pii_shapes_are_redacted(text):
         assert part not in redacted
 
 
-@pytest.mark.parametrize("text", [
-    "chunk 3: 5000 received, 4999 inserted (1,234 msg/s)", "at 12:30:45.123", "2026-11-25T10:00:00+00:00",
-    "version 1.13.27", "00000000-0000-4000-8000-000000000135", "0" * 64, "lag 0.5s", "key a82876eeca002b45",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "chunk 3: 5000 received, 4999 inserted (1,234 msg/s)",
+        "at 12:30:45.123",
+        "2026-11-25T10:00:00+00:00",
+        "version 1.13.27",
+        "00000000-0000-4000-8000-000000000135",
+        "0" * 64,
+        "lag 0.5s",
+        "key a82876eeca002b45",
+    ],
+)
 def test_ordinary_log_text_is_kept(text):
     assert redact(text) == text
 

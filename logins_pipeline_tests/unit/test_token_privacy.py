@@ -61,17 +61,19 @@ def test_brute_force_reverses_unkeyed_sha256_but_not_our_tokens(record_property)
     assert reversed_ours == {}
     assert sorted(with_key.values()) == sorted(VICTIM_IPS)  # so the key is the secret to keep
     candidates = NETWORK.num_addresses
-    report = "\n".join([
-        f"enumerating {NETWORK} ({candidates:,} candidates) against {len(VICTIM_IPS)} masked IPs:",
-        f"  exercise's unkeyed SHA-256:            {len(reversed_exercise)} of {len(VICTIM_IPS)} reversed "
-        f"in {exercise_seconds:.2f} s  ({', '.join(sorted(reversed_exercise.values()))})",
-        f"    at that rate all 2^32 IPv4 addresses take {exercise_seconds * 2**32 / candidates / 3600:.1f} h "
-        "of one core in pure Python (far less on a GPU)",
-        f"  our HMAC tokens, without the key:      {len(reversed_ours)} of {len(VICTIM_IPS)} reversed "
-        f"in {ours_seconds:.2f} s  ({len(attacker_guesses('x')) * candidates:,} guesses)",
-        f"  our HMAC tokens, with the key (stolen): {len(with_key)} of {len(VICTIM_IPS)} reversed "
-        f"in {key_seconds:.2f} s  -> the key is the secret to protect",
-    ])
+    report = "\n".join(
+        [
+            f"enumerating {NETWORK} ({candidates:,} candidates) against {len(VICTIM_IPS)} masked IPs:",
+            f"  exercise's unkeyed SHA-256:            {len(reversed_exercise)} of {len(VICTIM_IPS)} reversed "
+            f"in {exercise_seconds:.2f} s  ({', '.join(sorted(reversed_exercise.values()))})",
+            f"    at that rate all 2^32 IPv4 addresses take {exercise_seconds * 2**32 / candidates / 3600:.1f} h "
+            "of one core in pure Python (far less on a GPU)",
+            f"  our HMAC tokens, without the key:      {len(reversed_ours)} of {len(VICTIM_IPS)} reversed "
+            f"in {ours_seconds:.2f} s  ({len(attacker_guesses('x')) * candidates:,} guesses)",
+            f"  our HMAC tokens, with the key (stolen): {len(with_key)} of {len(VICTIM_IPS)} reversed "
+            f"in {key_seconds:.2f} s  -> the key is the secret to protect",
+        ]
+    )
     print(report)
     record_property("brute_force", report)
 
@@ -80,10 +82,13 @@ def test_same_value_same_token_across_parses_and_processes():
     text = development_key().removeprefix("dev:")
     here = pii_tokens(parse_masking_key(text, development=False), "10.20.0.7", DEVICE_ID)
     assert here == pii_tokens(parse_masking_key(text, development=False), "10.20.0.7", DEVICE_ID)
-    program = ("import os; from logins_pipeline.core.masking import parse_masking_key, pii_tokens; "
-               "print(*pii_tokens(parse_masking_key(os.environ['K'], development=False), '10.20.0.7', '900-00-0135'))")
-    other_process = subprocess.run([sys.executable, "-c", program], env={**os.environ, "K": text},
-                                   capture_output=True, text=True, check=True)
+    program = (
+        "import os; from logins_pipeline.core.masking import parse_masking_key, pii_tokens; "
+        "print(*pii_tokens(parse_masking_key(os.environ['K'], development=False), '10.20.0.7', '900-00-0135'))"
+    )
+    other_process = subprocess.run(
+        [sys.executable, "-c", program], env={**os.environ, "K": text}, capture_output=True, text=True, check=True
+    )
     assert tuple(other_process.stdout.split()) == here
 
 

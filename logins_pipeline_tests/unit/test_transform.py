@@ -28,8 +28,14 @@ SENT_MS = 1_700_000_000_000  # 2023-11-14 22:13:20 UTC
 SAMPLE = Path(logins_pipeline.__file__).parent / "fixtures" / "sample_logins.json"
 REASONS = {v for k, v in vars(transform).items() if k.isupper() and isinstance(v, str)}
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
-VALID = {"user_id": "00000000-0000-4000-8000-000000000135", "app_version": "2.3.0", "device_type": "android",
-         "ip": IP, "locale": "RU", "device_id": DEVICE_ID}
+VALID = {
+    "user_id": "00000000-0000-4000-8000-000000000135",
+    "app_version": "2.3.0",
+    "device_type": "android",
+    "ip": IP,
+    "locale": "RU",
+    "device_id": DEVICE_ID,
+}
 DROP = object()  # marks a field to leave out of the body
 
 
@@ -84,7 +90,9 @@ def test_sample_rows_and_rejection(sample):
     [rejection] = result.rejections
     assert rejection.reason == transform.MISSING_FIELD
     assert json.loads(messages[[m.message_id for m in messages].index(rejection.message_id)].body) == {
-        "foo": "oops_wrong_msg_type", "bar": "123"}
+        "foo": "oops_wrong_msg_type",
+        "bar": "123",
+    }
 
 
 def test_sample_null_locales_kept(sample):
@@ -137,6 +145,7 @@ def local_timezone(monkeypatch):
     def set_zone(zone: str):
         monkeypatch.setenv("TZ", zone)
         time.tzset()
+
     yield set_zone
     monkeypatch.undo()
     time.tzset()
@@ -163,8 +172,15 @@ def test_create_date_is_utc_date_of_sent_timestamp(local_timezone, sent_ms, zone
 
 
 def test_valid_row_values():
-    event = {"user_id": " u-1 ", "app_version": " 3.7 ", "device_type": " IOS ", "ip": " 1.2.3.4 ",
-             "locale": "  ", "device_id": " 900-00-0135 ", "extra": {"ignored": True}}
+    event = {
+        "user_id": " u-1 ",
+        "app_version": " 3.7 ",
+        "device_type": " IOS ",
+        "ip": " 1.2.3.4 ",
+        "locale": "  ",
+        "device_id": " 900-00-0135 ",
+        "extra": {"ignored": True},
+    }
     msg = message(json.dumps(event))
     [row] = build_batch([msg], PiiKeys(KEY)).rows.to_dict("records")
     assert row["message_id"] == msg.message_id
@@ -373,15 +389,18 @@ json_values = st.recursive(
     max_leaves=6,
 )
 version_text = st.tuples(st.integers(0, 3000), st.integers(0, 1200), st.integers(0, 1200)).map(
-    lambda v: ".".join(map(str, v)))
+    lambda v: ".".join(map(str, v))
+)
 valid_version = st.tuples(st.integers(0, 2146), st.integers(0, 999), st.integers(0, 999)).map(
-    lambda v: ".".join(map(str, v)))
+    lambda v: ".".join(map(str, v))
+)
 field_values = {
     "user_id": st.uuids().map(str) | st.text(max_size=140) | json_values,
-    "app_version": st.sampled_from(["2.3.0", "3.7", "0.96", "2.00"]) | version_text | st.text(max_size=8)
-    | json_values,
+    "app_version": st.sampled_from(["2.3.0", "3.7", "0.96", "2.00"]) | version_text | st.text(max_size=8) | json_values,
     "device_type": st.sampled_from(["android", "ios", "IOS "]) | st.text(max_size=40) | json_values,
-    "ip": st.ip_addresses().map(str) | st.sampled_from(["::ffff:1.2.3.4", " 10.0.0.1 "]) | st.text(max_size=20)
+    "ip": st.ip_addresses().map(str)
+    | st.sampled_from(["::ffff:1.2.3.4", " 10.0.0.1 "])
+    | st.text(max_size=20)
     | json_values,
     "device_id": st.from_regex(r"\A\d{3}-\d{2}-\d{4}\Z") | st.text(max_size=20) | json_values,
     "locale": st.none() | st.sampled_from(["RU", "PH", ""]) | st.text(max_size=40) | json_values,
@@ -394,8 +413,9 @@ valid_values = {
     "device_id": st.from_regex(r"\A\d{3}-\d{2}-\d{4}\Z"),
     "locale": st.none() | st.sampled_from(["RU", "PH"]),
 }
-extras = st.dictionaries(st.sampled_from(["IP", "Device_Id", "nested", "x"]) | st.text(max_size=6), json_values,
-                         max_size=2)
+extras = st.dictionaries(
+    st.sampled_from(["IP", "Device_Id", "nested", "x"]) | st.text(max_size=6), json_values, max_size=2
+)
 
 
 def merged(event, extra):
@@ -404,9 +424,11 @@ def merged(event, extra):
 
 valid_events = st.builds(merged, st.fixed_dictionaries(valid_values), extras)
 late_failures = st.sampled_from(["", " ", "a\x00b", "a\nb", "\x7f", "x" * 33, "x" * 129, "\u0130" * 20]) | st.text(
-    st.characters(max_codepoint=0x7F), max_size=140)  # empty, control characters, too long
+    st.characters(max_codepoint=0x7F), max_size=140
+)  # empty, control characters, too long
 one_bad_field = st.sampled_from(sorted(field_values)).flatmap(
-    lambda f: st.tuples(st.just(f), late_failures | field_values[f]))
+    lambda f: st.tuples(st.just(f), late_failures | field_values[f])
+)
 nearly_valid_events = st.builds(lambda e, bad: {**e, bad[0]: bad[1]}, valid_events, one_bad_field)
 any_events = st.builds(merged, st.fixed_dictionaries({}, optional=field_values), extras)
 bodies = st.one_of(
@@ -465,8 +487,11 @@ def test_valid_events_all_become_rows(events):
 # --- regressions: bugs found by these tests and fixed ------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"a":' * 600 + "1" + "}" * 600],
-                         ids=["array-100000-deep", "object-600-deep"])
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 100_000 + "]" * 100_000, '{"a":' * 600 + "1" + "}" * 600],
+    ids=["array-100000-deep", "object-600-deep"],
+)
 def test_deep_nesting_is_rejected_not_raised(text):
     assert len(text.encode()) <= MAX_BODY_BYTES
     result = batch(body(), text)
@@ -508,8 +533,10 @@ def test_vault_entries_for_valid_rows_only_with_originals_as_received():
     result = build_batch(messages, PiiKeys(KEY, VAULT_KEY))
     assert list(result.rows["message_id"]) == [messages[0].message_id, messages[3].message_id]
     assert [entry.message_id for entry in result.vault] == list(result.rows["message_id"])
-    assert [VAULT_KEY.open_login(entry) for entry in result.vault] == [(f" {IP} ", DEVICE_ID),
-                                                                       ("::FFFF:1.2.3.4", " d-1 ")]
+    assert [VAULT_KEY.open_login(entry) for entry in result.vault] == [
+        (f" {IP} ", DEVICE_ID),
+        ("::FFFF:1.2.3.4", " d-1 "),
+    ]
     assert list(result.rows.columns) == COLUMNS  # ciphertext never enters the frame
 
 
@@ -520,8 +547,14 @@ def test_no_vault_entries_without_a_vault_key():
 def test_quarantined_body_redacts_its_own_pii_from_every_other_field_and_name():
     device_id = "device-not-shaped-like-the-sample"
     event = {
-        "user_id": f"user {IP}", "app_version": "v1", "device_type": device_id, "ip": IP, "locale": DEVICE_ID,
-        "device_id": device_id, IP: device_id, "nested": [{"note": f"{device_id} at {IP}"}, 3232235777],
+        "user_id": f"user {IP}",
+        "app_version": "v1",
+        "device_type": device_id,
+        "ip": IP,
+        "locale": DEVICE_ID,
+        "device_id": device_id,
+        IP: device_id,
+        "nested": [{"note": f"{device_id} at {IP}"}, 3232235777],
         "2001:db8::1": "2001:0DB8::1",
     }
     rejection = only_rejection(json.dumps(event))

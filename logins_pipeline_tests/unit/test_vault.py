@@ -72,12 +72,15 @@ def test_key_id_differs_from_the_masking_key_id_of_the_same_secret():
     assert KEY.key_id != MaskingKey.from_secret(bytes(range(32))).key_id
 
 
-@pytest.mark.parametrize("text, match", [
-    (None, "LOGINS_VAULT_KEY is not set"),
-    ("dev:" + base64.b64encode(bytes(32)).decode(), "LOGINS_VAULT_KEY is a development key"),
-    (base64.b64encode(bytes(31)).decode(), "at least 32 bytes"),
-    ("not base64!", "not valid base64"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (None, "LOGINS_VAULT_KEY is not set"),
+        ("dev:" + base64.b64encode(bytes(32)).decode(), "LOGINS_VAULT_KEY is a development key"),
+        (base64.b64encode(bytes(31)).decode(), "at least 32 bytes"),
+        ("not base64!", "not valid base64"),
+    ],
+)
 def test_unusable_keys_are_refused_in_one_line(text, match):
     with pytest.raises(KeyConfigError, match=match) as error:
         parse_vault_key(text, development=False)

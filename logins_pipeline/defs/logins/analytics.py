@@ -26,10 +26,12 @@ LATER_DAYS_INVALIDATED = "later_days_invalidated"
 
 
 class AnalyticsConfig(dg.Config):
-    device_min_users: int = Field(default=DEVICE_MIN_USERS, ge=2,
-                                  description="shared_devices: distinct users a device needs in a day")
-    address_min_users: int = Field(default=ADDRESS_MIN_USERS, ge=2,
-                                   description="shared_addresses: distinct users an address needs in a day")
+    device_min_users: int = Field(
+        default=DEVICE_MIN_USERS, ge=2, description="shared_devices: distinct users a device needs in a day"
+    )
+    address_min_users: int = Field(
+        default=ADDRESS_MIN_USERS, ge=2, description="shared_addresses: distinct users an address needs in a day"
+    )
 
 
 def _spec(table: analytics.Table, description: str, *sources: tuple[dg.AssetKey, str]) -> dg.AssetSpec:
@@ -46,21 +48,36 @@ def _spec(table: analytics.Table, description: str, *sources: tuple[dg.AssetKey,
 
 SPECS = {
     analytics.DAILY_LOGIN_STATS: _spec(
-        analytics.DAILY_LOGIN_STATS, "public.daily_login_stats: per day, logins, distinct users, devices and "
-        "addresses, and logins by device_type, locale and app version.", WRITTEN_BY_A_DRAIN),
+        analytics.DAILY_LOGIN_STATS,
+        "public.daily_login_stats: per day, logins, distinct users, devices and "
+        "addresses, and logins by device_type, locale and app version.",
+        WRITTEN_BY_A_DRAIN,
+    ),
     analytics.SHARED_DEVICES: _spec(
-        analytics.SHARED_DEVICES, "public.shared_devices: per day, each masked device id used by at least "
-        "min_users distinct users, with its users and logins.", WRITTEN_BY_A_DRAIN),
+        analytics.SHARED_DEVICES,
+        "public.shared_devices: per day, each masked device id used by at least "
+        "min_users distinct users, with its users and logins.",
+        WRITTEN_BY_A_DRAIN,
+    ),
     analytics.SHARED_ADDRESSES: _spec(
-        analytics.SHARED_ADDRESSES, "public.shared_addresses: per day, each masked IP used by at least "
-        "min_users distinct users, with its users and logins.", WRITTEN_BY_A_DRAIN),
+        analytics.SHARED_ADDRESSES,
+        "public.shared_addresses: per day, each masked IP used by at least "
+        "min_users distinct users, with its users and logins.",
+        WRITTEN_BY_A_DRAIN,
+    ),
     analytics.NEW_DEVICE_LOGINS: _spec(
-        analytics.NEW_DEVICE_LOGINS, "public.new_device_logins: per day, the logins whose (user, masked device) "
-        "pair appears on no earlier day: sign-ins from a new device.", WRITTEN_BY_A_DRAIN,
-        (dg.AssetKey(analytics.NEW_DEVICE_LOGINS.name), LATER_DAYS_INVALIDATED)),
+        analytics.NEW_DEVICE_LOGINS,
+        "public.new_device_logins: per day, the logins whose (user, masked device) "
+        "pair appears on no earlier day: sign-ins from a new device.",
+        WRITTEN_BY_A_DRAIN,
+        (dg.AssetKey(analytics.NEW_DEVICE_LOGINS.name), LATER_DAYS_INVALIDATED),
+    ),
     analytics.APP_VERSION_ADOPTION: _spec(
-        analytics.APP_VERSION_ADOPTION, "public.app_version_adoption: per day, the share of that day's distinct "
-        "users who logged in with each app version.", WRITTEN_BY_A_DRAIN),
+        analytics.APP_VERSION_ADOPTION,
+        "public.app_version_adoption: per day, the share of that day's distinct "
+        "users who logged in with each app version.",
+        WRITTEN_BY_A_DRAIN,
+    ),
 }
 
 
@@ -69,15 +86,19 @@ SPECS = {
     specs=list(SPECS.values()),
     partitions_def=DAILY,
     can_subset=True,  # the automation may refresh one table of a day (new_device_logins) and not the others
-    check_specs=[dg.AssetCheckSpec(table.check_name, asset=spec.key, description=table.check_description)
-                 for table, spec in SPECS.items()],
+    check_specs=[
+        dg.AssetCheckSpec(table.check_name, asset=spec.key, description=table.check_description)
+        for table, spec in SPECS.items()
+    ],
 )
 def daily_analytics(context: dg.AssetExecutionContext, config: AnalyticsConfig, postgres: PostgresResource):
     """One step, one transaction for the day's tables (those selected: a run may refresh only some)."""
     day = date.fromisoformat(context.partition_key)
     tables = [table for table, spec in SPECS.items() if spec.key in context.selected_asset_keys]
-    min_users = {analytics.SHARED_DEVICES.name: config.device_min_users,
-                 analytics.SHARED_ADDRESSES.name: config.address_min_users}
+    min_users = {
+        analytics.SHARED_DEVICES.name: config.device_min_users,
+        analytics.SHARED_ADDRESSES.name: config.address_min_users,
+    }
     with postgres.connect() as conn:
         refreshed = analytics.refresh_day(conn, tables, day, min_users)
         offending = {table.name: analytics.offending_rows(conn, table, day) for table in tables}
@@ -93,15 +114,22 @@ def daily_analytics(context: dg.AssetExecutionContext, config: AnalyticsConfig, 
         yield dg.MaterializeResult(
             asset_key=SPECS[table].key,
             metadata=metadata,
-            check_results=[dg.AssetCheckResult(check_name=table.check_name, asset_key=SPECS[table].key,
-                                               passed=offending[table.name] == 0,
-                                               metadata={"offending_rows": offending[table.name]})],
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=table.check_name,
+                    asset_key=SPECS[table].key,
+                    passed=offending[table.name] == 0,
+                    metadata={"offending_rows": offending[table.name]},
+                )
+            ],
         )
 
 
 def _numbers(figures: dict) -> dict:
-    return {name: dg.MetadataValue.float(value) if isinstance(value, float) else int(value)
-            for name, value in figures.items()}
+    return {
+        name: dg.MetadataValue.float(value) if isinstance(value, float) else int(value)
+        for name, value in figures.items()
+    }
 
 
 daily_analytics_job = dg.define_asset_job(

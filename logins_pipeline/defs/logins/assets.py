@@ -67,12 +67,15 @@ class IngestConfig(dg.Config):
     chunk_size: int = Field(default=10_000, ge=1, description="Messages per transaction (commit, then delete)")
     receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
     build_processes: int = Field(
-        default=BUILD_PROCESSES, ge=0, le=32,
+        default=BUILD_PROCESSES,
+        ge=0,
+        le=32,
         description="Worker processes that parse, mask and validate chunks of 1,000 messages or more while "
         "the run writes the chunk before (default: the number of CPUs, at most 4; 0: none)",
     )
     visibility_timeout: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="Seconds a received message stays hidden, renewed while its chunk is in hand "
         "(default: the SQS resource's, 120)",
     )
@@ -101,8 +104,10 @@ def _results(summary: DrainSummary, days: dict):
     )
     yield dg.MaterializeResult(
         asset_key=masked_logins.key,
-        metadata={"valid": summary.received - summary.quarantined - summary.duplicates,
-                  "rejected": summary.quarantined},
+        metadata={
+            "valid": summary.received - summary.quarantined - summary.duplicates,
+            "rejected": summary.quarantined,
+        },
     )
     yield dg.MaterializeResult(
         asset_key=user_logins.key,
@@ -121,8 +126,10 @@ def _results(summary: DrainSummary, days: dict):
     )
     yield dg.MaterializeResult(
         asset_key=login_quarantine.key,
-        metadata={"quarantined": summary.quarantined,
-                  "quarantined_by_reason": dg.MetadataValue.json(dict(summary.reasons))},
+        metadata={
+            "quarantined": summary.quarantined,
+            "quarantined_by_reason": dg.MetadataValue.json(dict(summary.reasons)),
+        },
     )
 
 
@@ -146,16 +153,20 @@ def ingest_logins(
             f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
         )
 
-    limits = DrainLimits(max_messages=config.max_messages, chunk_size=config.chunk_size, receivers=config.receivers,
-                         visibility_timeout=config.visibility_timeout, build_processes=config.build_processes)
+    limits = DrainLimits(
+        max_messages=config.max_messages,
+        chunk_size=config.chunk_size,
+        receivers=config.receivers,
+        visibility_timeout=config.visibility_timeout,
+        build_processes=config.build_processes,
+    )
     try:
         with redacted_errors():
-            summary = drain_until_interrupted(
-                sqs, postgres, keys, limits, progress=log_progress
-            )
+            summary = drain_until_interrupted(sqs, postgres, keys, limits, progress=log_progress)
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):  # cancelled, SIGTERM, Ctrl-C
-        context.log.warning("interrupted: stopped receiving; committed chunks were deleted, the rest is back "
-                            "in the queue")
+        context.log.warning(
+            "interrupted: stopped receiving; committed chunks were deleted, the rest is back in the queue"
+        )
         raise
     context.log.info(f"drained {summary.received} messages in {summary.seconds:.1f}s")
     if summary.failed:

@@ -36,8 +36,9 @@ class DaysListedInMaterializations(dg.AutomationCondition):
         listed_at: dict[str, float] = {}  # partition key -> when the latest materialization that listed it happened
         for asset_key, entry in self.sources:
             records = context.asset_graph_view.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key, after_storage_id=after,
-                                      before_storage_id=(context.max_storage_id or after) + 1),
+                dg.AssetRecordsFilter(
+                    asset_key, after_storage_id=after, before_storage_id=(context.max_storage_id or after) + 1
+                ),
                 limit=MATERIALIZATIONS_PER_TICK,
             ).records
             for record in records:
@@ -50,14 +51,17 @@ class DaysListedInMaterializations(dg.AutomationCondition):
 
         def subset(partition_keys):
             return context.asset_graph_view.get_subset_from_partition_keys(
-                context.key, partitions_def, set(partition_keys))
+                context.key, partitions_def, set(partition_keys)
+            )
 
         # When each day was listed: if the same tick also sees the partition requested, `since` keeps it
         # true only if the listing came after the request.
-        timing = TimingMetadata(timestamps={
-            at: subset(k for k in keys if listed_at[k] == at) for at in {listed_at[k] for k in keys}})
-        return dg.AutomationResult(context, context.candidate_subset.compute_intersection(subset(keys)),
-                                   timing_metadata=timing)
+        timing = TimingMetadata(
+            timestamps={at: subset(k for k in keys if listed_at[k] == at) for at in {listed_at[k] for k in keys}}
+        )
+        return dg.AutomationResult(
+            context, context.candidate_subset.compute_intersection(subset(keys)), timing_metadata=timing
+        )
 
 
 def listed_days(metadata: dict, entry: str) -> list[str]:

@@ -38,6 +38,8 @@ def user_logins_checks(postgres: PostgresResource):
         for name, (_, sql) in TABLE_CHECKS.items():
             offending = scalar(conn, sql)
             yield dg.AssetCheckResult(
-                check_name=name, asset_key=assets.user_logins.key, passed=offending == 0,
+                check_name=name,
+                asset_key=assets.user_logins.key,
+                passed=offending == 0,
                 metadata={"offending_rows": offending},
             )

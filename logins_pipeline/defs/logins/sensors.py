@@ -42,9 +42,7 @@ def login_queue_sensor(context: dg.SensorEvaluationContext, sqs: SQSResource):
         return dg.SensorResult(skip_reason=f"cannot read the queue depth: {error}")
     cursor = json.dumps({"visible": depth.visible, "in_flight": depth.in_flight})
     if depth.visible == 0:
-        return dg.SensorResult(
-            skip_reason=f"queue empty: 0 visible, {depth.in_flight} in flight", cursor=cursor
-        )
+        return dg.SensorResult(skip_reason=f"queue empty: 0 visible, {depth.in_flight} in flight", cursor=cursor)
     active = _active_run_ids(context.instance)
     wanted = min(MAX_PARALLEL_RUNS, math.ceil(depth.visible / MESSAGES_PER_RUN))
     if len(active) >= wanted:
