@@ -2,7 +2,8 @@
 
 Prints one Markdown table (and writes it to docs/benchmarks.md with --write): messages/s of each path as
 the median of --reps repetitions, the ratios against the baselines measured in the same run, the peak RSS
-of a 1,000,000-message drain through the core path, the idle sensor tick, and the seeding rate.
+of a 1,000,000-message drain through the core path, the idle sensor tick, and the seeding rate. Each row is
+also printed to stderr as soon as it is measured.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -294,8 +296,27 @@ def fmt(value: float) -> str:
     return f"{value:,.0f}"
 
 
+class Rows(list):
+    """The table's rows (path, figure, note), each also printed to stderr as it is measured: a whole run takes
+    about 40 minutes, and the table comes only at the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def append(self, row: tuple[str, str, str]) -> None:
+        super().append(row)
+        minutes = (time.monotonic() - self.started) / 60
+        print(f"[{minutes:5.1f} min] " + " | ".join(row), file=sys.stderr, flush=True)
+
+    def __iadd__(self, rows):
+        for row in rows:
+            self.append(row)
+        return self
+
+
 def run(args) -> str:
-    rows: list[tuple[str, str, str]] = []  # (path, figure, note)
+    rows = Rows()
     with tempfile.TemporaryDirectory(prefix="logins-bench-") as tmp:
         bench = Bench(Path(tmp))
         key_text = bench.env[settings.MASKING_KEY]
