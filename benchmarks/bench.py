@@ -309,10 +309,9 @@ class Rows(list):
         minutes = (time.monotonic() - self.started) / 60
         print(f"[{minutes:5.1f} min] " + " | ".join(row), file=sys.stderr, flush=True)
 
-    def __iadd__(self, rows):
+    def extend(self, rows) -> None:
         for row in rows:
             self.append(row)
-        return self
 
 
 def run(args) -> str:
@@ -403,7 +402,7 @@ def run(args) -> str:
             with AwsLikeSQS(bench.env[settings.AWS_ENDPOINT_URL_SQS], seed=1) as proxy:
                 for latency in (0.02, 0.05):
                     for receivers in (4, 16):
-                        rows += aws_like_rows(bench, proxy, latency, receivers, args.aws_like_messages)
+                        rows.extend(aws_like_rows(bench, proxy, latency, receivers, args.aws_like_messages))
 
             seed_rates = []
             for _ in range(args.reps):

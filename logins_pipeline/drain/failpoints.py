@@ -4,9 +4,11 @@
 
 At the n-th passage through `point` (every passage without @n) the process kills itself with SIGKILL, a
 real `kill -9` that runs no cleanup, or sleeps <seconds> if given. Points: after_receive (a chunk is
-received, nothing committed), after_commit (committed, nothing deleted), mid_delete (after the first
-DeleteMessageBatch call of each `SQSResource.delete`: with one receiver, once per chunk), after_send
-(`redrive` has sent a group back to the login queue and not yet deleted it from the dead-letter queue).
+received, nothing committed), after_build (a build worker has built a batch and not yet handed it back;
+each worker counts its own passages), after_commit (committed, nothing deleted), mid_delete (after the first
+DeleteMessageBatch call of each thread's share of a chunk's deletes: with one receiver, once per chunk),
+after_send (`redrive` has sent a group back to the login queue and not yet deleted it from the dead-letter
+queue).
 """
 
 import os

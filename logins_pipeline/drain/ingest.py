@@ -11,7 +11,7 @@ processing keeps failing is isolated from its chunk (isolation.py) and left for 
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +30,8 @@ from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
 from logins_pipeline.resources.sqs import ReceivedChunk, SQSResource
+
+POLL_SECONDS = 0.25  # how often the drain looks for a built chunk to commit while a receive is filling
 
 
 @dataclass(frozen=True)
@@ -133,16 +135,24 @@ def _drain(
                 return None
             return pool.submit(sqs.receive_chunk, wanted, limits.receivers, timeout, heartbeat.hold, stop)
 
+        def deleted(n: int, group: list[ReceivedMessage]) -> None:
+            heartbeat.release(group)  # no renewal for what is gone (or failed to go: skipped when it comes back)
+            if n == 0:
+                failpoint("mid_delete")
+
         def delete(messages: list[ReceivedMessage]) -> int:
             try:
-                return sqs.delete_all(messages, limits.receivers, after_first_group=lambda: failpoint("mid_delete"))
+                return sqs.delete_all(messages, limits.receivers, after_group=deleted)
             finally:
                 heartbeat.release(messages)
 
-        def received_chunks():
+        def received_chunks() -> Iterator[list[ReceivedMessage] | None]:
             nonlocal received
             receiving = receive_next()
             while receiving is not None:
+                if not wait([receiving], timeout=POLL_SECONDS).done:
+                    yield None  # no new chunk yet: store_chunks commits what is built meanwhile
+                    continue
                 chunk = receiving.result()
                 if not chunk.messages or stop.is_set():
                     return

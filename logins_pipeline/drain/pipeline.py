@@ -30,6 +30,7 @@ from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
 from logins_pipeline.drain.cpus import available_cpus
+from logins_pipeline.drain.failpoints import failpoint
 from logins_pipeline.drain.isolation import Stored, store
 
 BUILD_PROCESSES = min(4, available_cpus())  # the container's CPU limit, not the host's cores (cpus.py)
@@ -57,7 +58,9 @@ def _exit_with_parent(parent: int) -> None:
 
 def _build_in_worker(messages: list[ReceivedMessage]) -> Batch:
     assert _worker_keys is not None, "set by _start_worker"
-    return build_batch(messages, _worker_keys)
+    batch = build_batch(messages, _worker_keys)
+    failpoint("after_build")
+    return batch
 
 
 class _Builder:
@@ -111,17 +114,23 @@ def _batch_or_none(built: Future) -> Batch | None:
 
 def store_chunks(
     conn: psycopg.Connection,
-    chunks: Iterable[list[ReceivedMessage]],
+    chunks: Iterable[list[ReceivedMessage] | None],
     keys: PiiKeys,
     processes: int = BUILD_PROCESSES,
 ) -> Iterator[tuple[list[ReceivedMessage], Stored]]:
-    """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over."""
+    """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over.
+
+    A chunk is stored as soon as its batch is built, or, when chunks come faster than they are built, once
+    `processes` newer ones are building. `chunks` may yield None for "no new chunk yet": the drain does while
+    it waits on a slow queue, so that a built chunk is committed (and deleted) meanwhile rather than held
+    until the next chunk is in: on AWS at 50 ms a call, a chunk takes most of a minute to receive."""
     builder = _Builder(keys, processes)
     building: deque[tuple[list[ReceivedMessage], Future]] = deque()
     try:
         for messages in chunks:
-            building.append((messages, builder.submit(messages)))
-            while len(building) > builder.ahead:
+            if messages is not None:
+                building.append((messages, builder.submit(messages)))
+            while building and (len(building) > builder.ahead or building[0][1].done()):
                 oldest, built = building.popleft()
                 yield oldest, store(conn, oldest, keys, _batch_or_none(built))
         while building:

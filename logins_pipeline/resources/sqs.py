@@ -233,11 +233,11 @@ class SQSResource(ResourceWithBoto3Configuration):
         messages: list[ReceivedMessage],
         client: Client | None = None,
         queue_url: str | None = None,
-        after_first_group: Callable[[], None] = lambda: None,
+        after_group: Callable[[int, list[ReceivedMessage]], None] = lambda n, group: None,
     ) -> int:
         """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
-        redelivered after the visibility timeout, and their second write is a no-op). `after_first_group`
-        runs once the first group is deleted and the others are not: the drain's mid_delete failpoint."""
+        redelivered after the visibility timeout, and their second write is a no-op). `after_group` gets
+        each group once its call is answered, with its index in this call."""
         client = client or self.client()
         failed = 0
         for n, group in enumerate(chunks(messages)):
@@ -246,8 +246,7 @@ class SQSResource(ResourceWithBoto3Configuration):
                 Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(group)],
             )
             failed += len(response.get("Failed", []))
-            if n == 0:
-                after_first_group()
+            after_group(n, group)
         return failed
 
     def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client: Client | None = None) -> int:
@@ -267,14 +266,15 @@ class SQSResource(ResourceWithBoto3Configuration):
         return failed
 
     def delete_all(
-        self, messages: list[ReceivedMessage], workers: int, after_first_group: Callable[[], None] = lambda: None
+        self,
+        messages: list[ReceivedMessage],
+        workers: int,
+        after_group: Callable[[int, list[ReceivedMessage]], None] = lambda n, group: None,
     ) -> int:
         """`delete` spread over `workers` threads (a client each); returns how many deletes failed."""
         groups = chunks(messages, math.ceil(len(messages) / workers) or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return sum(
-                pool.map(lambda group: self.delete(group, self.client(), after_first_group=after_first_group), groups)
-            )
+            return sum(pool.map(lambda group: self.delete(group, self.client(), after_group=after_group), groups))
 
     def send_bodies(self, bodies: list[str], client: Client | None = None) -> int:
         """SendMessageBatch in groups of 10; returns how many sends failed."""

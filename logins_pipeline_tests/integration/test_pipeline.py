@@ -61,6 +61,30 @@ def built_by(monkeypatch) -> list:
     return seen
 
 
+def test_a_built_chunk_is_stored_while_the_next_is_still_being_received(pipeline, built_by):
+    """On a slow queue (AWS at 50 ms a call), the next chunk takes most of a minute to come in; the built one
+    is committed meanwhile, not held in hand (and renewed) until then. The source says "nothing new yet" with
+    None, as the drain does while a receive is filling."""
+    _, parts = chunks(2 * CHUNK)
+    events: list[str] = []
+
+    def slow_queue() -> Iterator[list | None]:
+        yield parts[0]
+        deadline = time.monotonic() + 20
+        while "stored" not in events and time.monotonic() < deadline:
+            yield None
+            time.sleep(0.05)
+        events.append("second chunk in")
+        yield parts[1]
+
+    with pipeline.postgres.connect() as conn:
+        for _ in store_chunks(conn, slow_queue(), PiiKeys(pipeline.key), processes=2):
+            events.append("stored")
+
+    assert events == ["stored", "second chunk in", "stored"]
+    assert os.getpid() not in built_by  # the worker path, where chunks may be built ahead
+
+
 def test_workers_store_what_the_run_itself_would(pipeline, built_by):
     generated, parts = chunks(3 * CHUNK)
     results = store_all(pipeline, parts, processes=2, vault_key=pipeline.vault_key)
