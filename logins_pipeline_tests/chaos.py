@@ -111,6 +111,16 @@ def cli(pipeline: Pipeline, *args: str, failpoint: str | None = None) -> subproc
     return subprocess.Popen([CLI, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def run(pipeline: Pipeline, failpoint: str | None = None, **options: object) -> subprocess.Popen:
+    """`logins-pipeline run` with its options as keywords: run(pipeline, chunk_size=100, receivers=1)."""
+    return cli(
+        pipeline,
+        "run",
+        *(f"--{name.replace('_', '-')}={value}" for name, value in options.items()),
+        failpoint=failpoint,
+    )
+
+
 def finish(child: subprocess.Popen, returncode: int, fragment: str = "") -> str:
     """Wait for `child`; its last line of stderr. Unexpected unless it exited with `returncode` and that
     line holds `fragment`."""
@@ -207,17 +217,7 @@ def crash_trial(lab: Lab, trial: int, point: str, aws_like: bool = False) -> Cou
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * CHUNK)
     pipeline.seed(messages.bodies)
     chunk, visibility = 1 + trial % 3, AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
-    child = cli(
-        pipeline,
-        "run",
-        "--chunk-size",
-        str(CHUNK),
-        "--receivers",
-        "1",
-        "--visibility-timeout",
-        str(visibility),
-        failpoint=f"{point}@{chunk}",
-    )
+    child = run(pipeline, f"{point}@{chunk}", chunk_size=CHUNK, receivers=1, visibility_timeout=visibility)
     before = stored_before(finish_with_log(child, -signal.SIGKILL), chunk)  # the chunks before this one
     committed, deleted = stored(pipeline), 3 * CHUNK - pipeline.sqs.queue_depth().total
     killed_where_meant = {
@@ -240,16 +240,12 @@ def worker_crash_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * MIN_MESSAGES_FOR_A_WORKER)
     pipeline.seed(messages.bodies)
     visibility = AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
-    child = cli(
+    child = run(
         pipeline,
-        "run",
-        "--chunk-size",
-        str(MIN_MESSAGES_FOR_A_WORKER),
-        "--build-processes",
-        "2",
-        "--visibility-timeout",
-        str(visibility),
-        failpoint="after_commit@2",
+        "after_commit@2",
+        chunk_size=MIN_MESSAGES_FOR_A_WORKER,
+        build_processes=2,
+        visibility_timeout=visibility,
     )
     before = stored_before(finish_with_log(child, -signal.SIGKILL), 2)
     committed, deleted = stored(pipeline), 3 * MIN_MESSAGES_FOR_A_WORKER - pipeline.sqs.queue_depth().total
@@ -266,17 +262,7 @@ def sigterm_trial(lab: Lab, trial: int) -> Count:
     more, and hand what it had received after that straight back to the queue."""
     pipeline, messages = lab.pipeline(), Messages.generate(20 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(
-        pipeline,
-        "run",
-        "--chunk-size",
-        str(CHUNK),
-        "--receivers",
-        "2",
-        "--visibility-timeout",
-        "60",
-        failpoint="after_commit:0.2",
-    )
+    child = run(pipeline, "after_commit:0.2", chunk_size=CHUNK, receivers=2, visibility_timeout=60)
     wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 3), "a chunk is stored")
     child.send_signal(signal.SIGTERM)
     finish(child, 1, "interrupted")
@@ -293,15 +279,7 @@ def postgres_stopped_trial(lab: Lab, trial: int) -> Count:
     postgres = lab.own_postgres()
     pipeline, messages = lab.pipeline(postgres=postgres), Messages.generate(10 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(
-        pipeline,
-        "run",
-        "--chunk-size",
-        str(CHUNK),
-        "--visibility-timeout",
-        str(VISIBILITY),
-        failpoint="after_commit:0.5",
-    )
+    child = run(pipeline, "after_commit:0.5", chunk_size=CHUNK, visibility_timeout=VISIBILITY)
     wait_until(lambda: stored(pipeline) >= CHUNK * (1 + trial % 2), "a chunk is stored")
     postgres.stop()
     finish(child, 1, "Postgres")
@@ -351,12 +329,7 @@ def parallel_runs_trial(lab: Lab, trial: int, runs: int = 4, total: int = 10_000
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(total)
     if pipeline.sqs.send_all(messages.bodies):
         raise Unexpected("seeding failed")
-    children = [
-        cli(
-            pipeline, "run", "--chunk-size", "500", "--receivers", "2", "--visibility-timeout", str(AWS_LIKE_VISIBILITY)
-        )
-        for _ in range(runs)
-    ]
+    children = [run(pipeline, chunk_size=500, receivers=2, visibility_timeout=AWS_LIKE_VISIBILITY) for _ in range(runs)]
     for child in children:
         finish(child, 0)
     if aws_like:
