@@ -10,7 +10,7 @@ from logins_pipeline import settings
 from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.drain.ingest import DrainLimits, drain
 from logins_pipeline.local.services import LocalSQS, free_port
-from logins_pipeline_tests.chaos import CHUNK, Count, Messages, cli, count, finish, stored, taken_while, wait_until
+from logins_pipeline_tests.chaos import CHUNK, Count, Messages, count, finish, run, stored, taken_while, wait_until
 from logins_pipeline_tests.harness import new_pipeline
 from logins_pipeline_tests.integration.test_sensor import evaluate
 
@@ -33,7 +33,7 @@ def test_sqs_server_stopped_mid_run(local_services, own_sqs, tmp_path):
     )
     messages = Messages.generate(10 * CHUNK)
     pipeline.seed(messages.bodies)
-    child = cli(pipeline, "run", "--chunk-size", str(CHUNK), "--visibility-timeout", "2", failpoint="after_commit:0.5")
+    child = run(pipeline, "after_commit:0.5", chunk_size=CHUNK, visibility_timeout=2)
     wait_until(lambda: stored(pipeline) >= CHUNK, "a chunk is stored")
 
     own_sqs.stop()
@@ -53,7 +53,7 @@ def test_a_chunk_slower_than_the_visibility_timeout_stays_invisible(pipeline, mo
     pipeline.seed(messages.bodies)
     monkeypatch.setenv(FAILPOINT, "after_receive:6")
     drained = threading.Thread(
-        target=drain, args=(pipeline.sqs, pipeline.postgres, pipeline.key, DrainLimits(visibility_timeout=2))
+        target=drain, args=(pipeline.sqs, pipeline.postgres, pipeline.keys, DrainLimits(visibility_timeout=2))
     )
     drained.start()
     wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 10, "the drain holds the messages")
