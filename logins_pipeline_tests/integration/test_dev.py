@@ -37,10 +37,23 @@ def terminate_make(make: subprocess.Popen) -> None:
     make.terminate()  # make passes a SIGTERM on to the recipe's process
 
 
+@contextlib.contextmanager
+def children_that_take_ctrl_c():
+    """Started in the background of a non-interactive shell (as a CI runner may start the suite), this process
+    ignores SIGINT, and its children would inherit that: `make dev` could then not be stopped with Ctrl-C
+    however it is written. A terminal's foreground job does not ignore it. A handler, unlike SIG_IGN, is
+    reset to the default at exec, so the children start as from a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("stop", [terminate_group, ctrl_c, terminate_make])
 def test_make_dev_shows_the_lineage_and_stops_everything_it_started(pipeline, tmp_path, stop):
     port = free_port()
-    with open(tmp_path / "dev.log", "wb") as log:
+    with open(tmp_path / "dev.log", "wb") as log, children_that_take_ctrl_c():
         dev = subprocess.Popen(
             make_dev(port),
             cwd=REPO,
