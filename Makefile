@@ -45,7 +45,8 @@ dev: up
 screenshot: up browser
 	$(LOCAL_ENV) && $(BIN)/python scripts/screenshot.py docs/lineage.png
 
-# Lint (ruff) and types (mypy: strict on core/ and resources/), both configured in pyproject.toml.
+# Lint and format (ruff), types (mypy: strict on core/ and resources/) and the import layers (import-linter),
+# all configured in pyproject.toml.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -235,14 +235,14 @@ def crash_trial(lab: Lab, trial: int, point: str, aws_like: bool = False) -> Cou
 
 
 def worker_crash_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
-    """kill -9 after the second of three COMMITs, with chunks big enough to be built by worker processes: the
-    third chunk is then built, or being built, in a worker when the run dies."""
+    """kill -9 after the second of three COMMITs, with chunks big enough to be built by worker processes, each
+    build slowed to 3 s: the third chunk is then being built in a worker when the run dies."""
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * MIN_MESSAGES_FOR_A_WORKER)
     pipeline.seed(messages.bodies)
     visibility = AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
     child = run(
         pipeline,
-        "after_commit@2",
+        "after_build:3,after_commit@2",
         chunk_size=MIN_MESSAGES_FOR_A_WORKER,
         build_processes=2,
         visibility_timeout=visibility,

@@ -13,7 +13,7 @@ class ReceivedMessage:
     origin: str | None = field(default=None, repr=False)  # the LoginsOrigin attribute of a redriven message
 
     def __reduce__(self) -> tuple[type["ReceivedMessage"], tuple[str, str, int, int, str, str | None]]:
-        # Chunks go to batch-building processes (pipeline.py): pickled as plain arguments, a message costs a
+        # Chunks go to batch-building processes (drain/pipeline.py): pickled as plain arguments, a message costs a
         # tenth of what a frozen dataclass's default pickling does.
         return ReceivedMessage, (
             self.message_id,

@@ -71,7 +71,7 @@ class Batch:
     # With the vault on, the encrypted originals of each row's ip and device_id. Not a column of `rows`:
     # the MaskedLogin schema stays the shape of user_logins, and ciphertext never enters the frame.
     vault: list[VaultEntry] = field(default_factory=list)
-    # The process that built it: a worker's (pipeline.py) or the run's own.
+    # The process that built it: a worker's (drain/pipeline.py) or the run's own.
     built_by: int = field(default_factory=os.getpid, compare=False)
 
     def reasons(self) -> Counter[str]:

@@ -1,17 +1,19 @@
 """Test-only fault injection at named points of the drain; production never sets the variable.
 
-    LOGINS_FAILPOINT="<point>[@<n>][:<seconds>]"
+    LOGINS_FAILPOINT="<point>[@<n>][:<seconds>][,<point>...]"
 
 At the n-th passage through `point` (every passage without @n) the process kills itself with SIGKILL, a
 real `kill -9` that runs no cleanup, or sleeps <seconds> if given. Points: after_receive (a chunk is
 received, nothing committed), after_build (a build worker has built a batch and not yet handed it back;
-each worker counts its own passages), after_commit (committed, nothing deleted), mid_delete (after the first
+each worker counts its own passages, and a kill there kills the worker, not the run: the run builds that
+chunk itself), after_commit (committed, nothing deleted), mid_delete (after the first
 DeleteMessageBatch call of each thread's share of a chunk's deletes: with one receiver, once per chunk),
 after_send (`redrive` has sent a group back to the login queue and not yet deleted it from the dead-letter
 queue).
 """
 
 import os
+import re
 import signal
 import threading
 import time
@@ -22,14 +24,17 @@ _passages: Counter = Counter()
 _lock = threading.Lock()
 
 
+def _spec_for(point: str) -> str:
+    """The part of the variable that names `point` ("" if none does)."""
+    return next((spec for spec in os.environ.get(VARIABLE, "").split(",") if re.split("[@:]", spec)[0] == point), "")
+
+
 def failpoint(point: str) -> None:
-    spec = os.environ.get(VARIABLE)
+    spec = _spec_for(point)
     if not spec:
         return
     target, _, seconds = spec.partition(":")
-    name, _, nth = target.partition("@")
-    if name != point:
-        return
+    nth = target.partition("@")[2]
     with _lock:
         _passages[point] += 1
         passage = _passages[point]

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -165,16 +166,17 @@ def _drain(
         try:
             apply_migrations(conn)
             deleting = None
-            stored_chunks = store_chunks(conn, received_chunks(), keys, limits.build_processes)
-            for messages, stored in stored_chunks:  # COMMIT happens here ...
-                failpoint("after_commit")
-                heartbeat.release(stored.failed)
-                if deleting is not None:
-                    summary.delete_failures += deleting.result()
-                deleting = pool.submit(delete, stored.committed)  # ... and only then delete
-                _record(summary, messages, stored)
-                summary.seconds = time.monotonic() - started
-                progress(summary)
+            # closed on the way out, error or not: its build workers stop then, not when it is collected
+            with closing(store_chunks(conn, received_chunks(), keys, limits.build_processes)) as stored_chunks:
+                for messages, stored in stored_chunks:  # COMMIT happens here ...
+                    failpoint("after_commit")
+                    heartbeat.release(stored.failed)
+                    if deleting is not None:
+                        summary.delete_failures += deleting.result()
+                    deleting = pool.submit(delete, stored.committed)  # ... and only then delete
+                    _record(summary, messages, stored)
+                    summary.seconds = time.monotonic() - started
+                    progress(summary)
             if deleting is not None:
                 summary.delete_failures += deleting.result()
         finally:

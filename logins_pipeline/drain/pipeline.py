@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -117,20 +117,21 @@ def store_chunks(
     chunks: Iterable[list[ReceivedMessage] | None],
     keys: PiiKeys,
     processes: int = BUILD_PROCESSES,
-) -> Iterator[tuple[list[ReceivedMessage], Stored]]:
+) -> Generator[tuple[list[ReceivedMessage], Stored], None, None]:
     """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over.
 
-    A chunk is stored as soon as its batch is built, or, when chunks come faster than they are built, once
-    `processes` newer ones are building. `chunks` may yield None for "no new chunk yet": the drain does while
-    it waits on a slow queue, so that a built chunk is committed (and deleted) meanwhile rather than held
-    until the next chunk is in: on AWS at 50 ms a call, a chunk takes most of a minute to receive."""
+    The oldest chunk is stored once `processes` newer ones are building (the workers always have the next
+    chunk to build), or, if it is built, whenever `chunks` yields None for "no new chunk yet": the drain does
+    while a receive is filling, so that on a slow queue a built chunk is committed (and deleted) meanwhile
+    rather than held, and renewed, until the next one is in (at 50 ms a call, a chunk takes most of a
+    minute to receive)."""
     builder = _Builder(keys, processes)
     building: deque[tuple[list[ReceivedMessage], Future]] = deque()
     try:
         for messages in chunks:
             if messages is not None:
                 building.append((messages, builder.submit(messages)))
-            while building and (len(building) > builder.ahead or building[0][1].done()):
+            while building and (len(building) > builder.ahead or (messages is None and building[0][1].done())):
                 oldest, built = building.popleft()
                 yield oldest, store(conn, oldest, keys, _batch_or_none(built))
         while building:

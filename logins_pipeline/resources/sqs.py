@@ -271,7 +271,8 @@ class SQSResource(ResourceWithBoto3Configuration):
         workers: int,
         after_group: Callable[[int, list[ReceivedMessage]], None] = lambda n, group: None,
     ) -> int:
-        """`delete` spread over `workers` threads (a client each); returns how many deletes failed."""
+        """`delete` spread over `workers` threads (a client each); returns how many deletes failed.
+        `after_group` is called from all of them at once: it must be thread-safe."""
         groups = chunks(messages, math.ceil(len(messages) / workers) or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return sum(pool.map(lambda group: self.delete(group, self.client(), after_group=after_group), groups))

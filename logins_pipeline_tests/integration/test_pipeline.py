@@ -38,9 +38,9 @@ def table(pipeline) -> list[tuple]:
     )
 
 
-def store_all(pipeline, parts, processes, vault_key=None) -> list:
+def store_all(pipeline, parts, processes, keys: PiiKeys | None = None) -> list:
     with pipeline.postgres.connect() as conn:
-        return [stored for _, stored in store_chunks(conn, parts, PiiKeys(pipeline.key, vault_key), processes)]
+        return [stored for _, stored in store_chunks(conn, parts, keys or pipeline.keys, processes)]
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_a_built_chunk_is_stored_while_the_next_is_still_being_received(pipeline
 
 def test_workers_store_what_the_run_itself_would(pipeline, built_by):
     generated, parts = chunks(3 * CHUNK)
-    results = store_all(pipeline, parts, processes=2, vault_key=pipeline.vault_key)
+    results = store_all(pipeline, parts, processes=2, keys=PiiKeys(pipeline.key, pipeline.vault_key))
     by_workers = table(pipeline)
     assert len(built_by) == 3 and os.getpid() not in built_by  # every batch built by a worker
     assert all(isinstance(pid, int) for pid in built_by)
@@ -98,7 +98,7 @@ def test_workers_store_what_the_run_itself_would(pipeline, built_by):
 
     with pipeline.postgres.connect() as conn:
         conn.execute("TRUNCATE user_logins, login_quarantine CASCADE")
-    store_all(pipeline, parts, processes=0, vault_key=pipeline.vault_key)
+    store_all(pipeline, parts, processes=0, keys=PiiKeys(pipeline.key, pipeline.vault_key))
     assert table(pipeline) == by_workers
     assert built_by[3:] == [os.getpid()] * 3
 
