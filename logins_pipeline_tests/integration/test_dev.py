@@ -38,22 +38,25 @@ def terminate_make(make: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def children_that_take_ctrl_c():
-    """Started in the background of a non-interactive shell (as a CI runner may start the suite), this process
-    ignores SIGINT, and its children would inherit that: `make dev` could then not be stopped with Ctrl-C
-    however it is written. A terminal's foreground job does not ignore it. A handler, unlike SIG_IGN, is
-    reset to the default at exec, so the children start as from a terminal."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+def children_with_default_stop_signals():
+    """Children start with SIGINT and SIGTERM at their defaults, as a terminal's foreground job does. Started in
+    the background of a non-interactive shell (as a CI runner may start the suite), this process ignores SIGINT,
+    and the first in-process Dagster run here maps SIGTERM to SIGINT's handler (dagster's
+    `setup_interrupt_handlers`), so it then ignores SIGTERM too. Children inherit what is ignored, and make keeps
+    an ignored signal ignored: `make dev` could then not be stopped however it is written. A handler, unlike
+    SIG_IGN, is reset to the default at exec."""
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @pytest.mark.parametrize("stop", [terminate_group, ctrl_c, terminate_make])
 def test_make_dev_shows_the_lineage_and_stops_everything_it_started(pipeline, tmp_path, stop):
     port = free_port()
-    with open(tmp_path / "dev.log", "wb") as log, children_that_take_ctrl_c():
+    with open(tmp_path / "dev.log", "wb") as log, children_with_default_stop_signals():
         dev = subprocess.Popen(
             make_dev(port),
             cwd=REPO,
