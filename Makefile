@@ -53,10 +53,10 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The CI command: lint, then the whole suite; the fixtures start their own Postgres and SQS server on free
-# loopback ports.
+# The CI command: lint, then the whole suite in two processes (it mostly waits: visibility timeouts, latency,
+# Dagster's daemons); each process's fixtures start their own Postgres and SQS server on free loopback ports.
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist worksteal
 
 # The quick loop: unit tests and the pure core, no services (well under a minute). For the integration
 # tests without the slowest ones (Dagster processes, fault trials, the browser): pytest -m "not slow".

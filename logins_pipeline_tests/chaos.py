@@ -168,12 +168,15 @@ def taken_while(running: Callable[[], bool], pipeline: Pipeline) -> list[dict]:
 
 
 def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
-    """New runs, each after the visibility timeout, until the queue is empty (for at most a minute)."""
+    """New runs until the queue is empty (for at most a minute), each once nothing is in flight: what a killed
+    run, or a receive whose answer was lost, held hidden is visible again within the visibility timeout."""
     sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
     deadline = time.monotonic() + 60
-    while pipeline.sqs.queue_depth().total and time.monotonic() < deadline:
-        time.sleep(visibility + 0.2)
-        drain(sqs, pipeline.postgres, pipeline.keys, DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility))
+    while (depth := pipeline.sqs.queue_depth()).total and time.monotonic() < deadline:
+        if depth.in_flight:
+            time.sleep(0.2)
+        else:
+            drain(sqs, pipeline.postgres, pipeline.keys, DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility))
 
 
 class Lab:

@@ -15,14 +15,13 @@ import pytest
 
 from logins_pipeline import settings
 from logins_pipeline.core.messages import ReceivedMessage
+from logins_pipeline.drain.failpoints import forget_passages
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LOCALSTACK_DEPLOY_SERVICES, LOCALSTACK_SERVICES, free_port
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
-from logins_pipeline_tests.chaos import table
+from logins_pipeline_tests.chaos import Count, table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
-
-CHAOS_TABLE = pytest.StashKey[dict]()
 
 # Hypothesis without its per-example deadline (200 ms by default). On a machine whose CPUs are shared, the
 # pandas-based properties meet it or not depending on the load, so it fails tests for what else is running,
@@ -50,16 +49,18 @@ REPORTED_PROPERTIES = {
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """Show the recorded tables (REPORTED_PROPERTIES) and the faults' table at the end."""
+    """Show the recorded tables (REPORTED_PROPERTIES) and the faults' table (rows recorded as "fault") at the
+    end. Recorded properties travel with the reports, so this works with the suite split across processes."""
     reports = [r for group in terminalreporter.stats.values() for r in group if getattr(r, "when", "") == "call"]
-    for name, text in (p for r in reports for p in r.user_properties):
+    properties = [p for r in reports for p in r.user_properties]
+    for name, text in properties:
         if name in REPORTED_PROPERTIES:
             terminalreporter.write_sep("-", REPORTED_PROPERTIES[name])
             terminalreporter.write_line(text)
-    rows = config.stash.get(CHAOS_TABLE, {})
-    if rows:
+    faults = {row[0]: (row[1], Count(*row[2:])) for name, row in properties if name == "fault"}
+    if faults:
         terminalreporter.write_sep("-", "faults injected: what each left behind")
-        terminalreporter.write_line(table(rows))
+        terminalreporter.write_line(table(faults))
 
 
 def sample_events() -> list[dict]:
@@ -72,6 +73,13 @@ def sample_pii_values() -> set[str]:
 
 def as_messages(bodies: list[str], sent_timestamp_ms: int = 1_700_000_000_000) -> list[ReceivedMessage]:
     return [ReceivedMessage(str(uuid.uuid4()), "unused", sent_timestamp_ms, 1, body) for body in bodies]
+
+
+@pytest.fixture(autouse=True)
+def failpoints_count_from_zero():
+    """A failpoint's @n counts passages in the process: without this, a test's "@1" would not fire after an
+    earlier test in the same process passed that point (which test ran before depends on the order)."""
+    forget_passages()
 
 
 @pytest.fixture(scope="session")
@@ -125,9 +133,3 @@ def webserver(pipeline, tmp_path) -> Iterator[DagsterUI]:
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ), log_dir=tmp_path) as ui:
         ui.dismiss_onboarding()
         yield ui
-
-
-@pytest.fixture(scope="session")
-def chaos_table(request) -> dict:
-    """Fault scenario -> (trials, Count), printed by pytest_terminal_summary."""
-    return request.config.stash.setdefault(CHAOS_TABLE, {})

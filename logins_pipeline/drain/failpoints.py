@@ -29,6 +29,12 @@ def _spec_for(point: str) -> str:
     return next((spec for spec in os.environ.get(VARIABLE, "").split(",") if re.split("[@:]", spec)[0] == point), "")
 
 
+def forget_passages() -> None:
+    """Count from zero again: for a process that sets the variable for one test after another."""
+    with _lock:
+        _passages.clear()
+
+
 def failpoint(point: str) -> None:
     spec = _spec_for(point)
     if not spec:

@@ -48,10 +48,9 @@ mutation Backfill($params: LaunchBackfillParams!) {
   }
 }
 """
-BACKFILL_STATUS = (
-    "query B($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }"
-)
-BACKFILL_FINISHED = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
+BACKFILL_RUNS = """
+query B($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { runs { status } } } }
+"""
 SENSOR_STATE = """
 query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { sensorState { id } } }
@@ -123,12 +122,16 @@ class DagsterUI:
             raise RuntimeError(f"backfill failed: {launched}")
         return launched["backfillId"]
 
-    def wait_for_backfill(self, backfill_id: str, timeout: float = 180) -> str:
+    def wait_for_backfill_runs(self, backfill_id: str, runs: int, timeout: float = 180) -> list[str]:
+        """The statuses of the backfill's runs once `runs` of them have finished (or as they are when `timeout`
+        runs out). Its own status turns COMPLETED only at the daemon's next backfill iteration, 30 s later."""
         deadline = time.monotonic() + timeout
         while True:
-            status = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]["status"]
-            if status in BACKFILL_FINISHED or time.monotonic() > deadline:
-                return status
+            backfill = self.graphql(BACKFILL_RUNS, {"id": backfill_id})["partitionBackfillOrError"]
+            statuses = [run["status"] for run in backfill["runs"]]
+            finished = len(statuses) >= runs and all(status in FINISHED for status in statuses)
+            if finished or time.monotonic() > deadline:
+                return statuses
             time.sleep(1)
 
     def terminate(self, run_id: str) -> str:

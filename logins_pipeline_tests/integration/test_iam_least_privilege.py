@@ -24,6 +24,7 @@ from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
 from logins_pipeline.defs.resources import resources_from_env
+from logins_pipeline.drain.failpoints import forget_passages
 from logins_pipeline_tests import iam
 from logins_pipeline_tests.harness import new_pipeline, sqs_resource
 from logins_pipeline_tests.integration.test_alerts import failed_run_context
@@ -79,6 +80,7 @@ def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:
             # Held 2.5 s after the first receive with a 3 s visibility timeout: the heartbeat renews what has
             # less than half of its timeout left (1.5 s), checking every 0.3 s.
             patch.setenv("LOGINS_FAILPOINT", "after_receive@1:2.5")
+            forget_passages()  # this module-scoped fixture runs before the autouse one that does it per test
             outcome = run_ingest_job(instance, visibility_timeout=3, chunk_size=10, build_processes=0)
             assert outcome.success and outcome.metadata["inserted"] == 30, outcome
         with recorder.role("alert"), pytest.MonkeyPatch.context() as patch:
