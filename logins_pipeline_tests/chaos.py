@@ -173,10 +173,9 @@ def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
     sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
     deadline = time.monotonic() + 60
     while (depth := pipeline.sqs.queue_depth()).total and time.monotonic() < deadline:
-        if depth.in_flight:
+        limits = DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility)
+        if depth.in_flight or not drain(sqs, pipeline.postgres, pipeline.keys, limits).received:
             time.sleep(0.2)
-        else:
-            drain(sqs, pipeline.postgres, pipeline.keys, DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility))
 
 
 class Lab:
@@ -214,9 +213,9 @@ class Lab:
 
 
 def crash_trial(lab: Lab, trial: int, point: str, aws_like: bool = False) -> Count:
-    """kill -9 at `point` in chunk 1, 2 or 3 of (at least) 3, then wait out the visibility timeout and run
-    again. Where the kill landed is read from the run's own progress lines, not from chunk sizes: a chunk
-    may come back smaller than asked (a receive whose answer was lost leaves its messages hidden)."""
+    """kill -9 at `point` in chunk 1, 2 or 3 of (at least) 3, then run again once what it held is visible.
+    Where the kill landed is read from the run's own progress lines, not from chunk sizes: a chunk may come
+    back smaller than asked (a receive whose answer was lost leaves its messages hidden)."""
     pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * CHUNK)
     pipeline.seed(messages.bodies)
     chunk, visibility = 1 + trial % 3, AWS_LIKE_VISIBILITY if aws_like else VISIBILITY

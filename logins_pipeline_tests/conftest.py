@@ -57,7 +57,7 @@ def pytest_terminal_summary(terminalreporter, config):
         if name in REPORTED_PROPERTIES:
             terminalreporter.write_sep("-", REPORTED_PROPERTIES[name])
             terminalreporter.write_line(text)
-    faults = {row[0]: (row[1], Count(*row[2:])) for name, row in properties if name == "fault"}
+    faults = {row[1]: (row[2], Count(*row[3:])) for name, row in sorted(p for p in properties if p[0] == "fault")}
     if faults:
         terminalreporter.write_sep("-", "faults injected: what each left behind")
         terminalreporter.write_line(table(faults))

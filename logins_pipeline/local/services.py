@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import glob
 import hashlib
 import importlib.util
@@ -326,21 +327,25 @@ class LocalSQS:
         return f"http://127.0.0.1:{self.port}"
 
     def ensure_installed(self) -> None:
-        """Create the venv and install LocalStack into it, unless the same requirements already are."""
+        """Create the venv and install LocalStack into it, unless the same requirements already are. Under a
+        file lock: processes starting at once (the test suite's two, two `up`s) would install into it together."""
         marker = self.venv_dir / "logins-requirements.txt"
         wanted = "\n".join(LOCALSTACK_REQUIREMENTS)
-        if marker.exists() and marker.read_text() == wanted:
-            return
-        print(
-            f"Installing LocalStack into {self.venv_dir} (one-time, takes a minute or two)...",
-            file=sys.stderr,
-            flush=True,
-        )
-        if not (self.venv_dir / "bin" / "python").exists():
-            _run([_find_python313(), "-m", "venv", str(self.venv_dir)], "Creating the LocalStack venv")
-        pip = [str(self.venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        _run([*pip, *LOCALSTACK_REQUIREMENTS], "Installing LocalStack")
-        marker.write_text(wanted)
+        self.venv_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.venv_dir.with_name(f"{self.venv_dir.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+            if marker.exists() and marker.read_text() == wanted:
+                return
+            print(
+                f"Installing LocalStack into {self.venv_dir} (one-time, takes a minute or two)...",
+                file=sys.stderr,
+                flush=True,
+            )
+            if not (self.venv_dir / "bin" / "python").exists():
+                _run([_find_python313(), "-m", "venv", str(self.venv_dir)], "Creating the LocalStack venv")
+            pip = [str(self.venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+            _run([*pip, *LOCALSTACK_REQUIREMENTS], "Installing LocalStack")
+            marker.write_text(wanted)
 
     def is_running(self) -> bool:
         return self._pid() is not None

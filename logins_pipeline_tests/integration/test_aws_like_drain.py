@@ -81,7 +81,7 @@ def test_false_empties_do_not_end_a_run_and_an_empty_queue_ends_it_in_seconds(pi
 def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_like, monkeypatch):
     """A run holds at most (build workers + 2) chunks for long: one being stored, one building per worker, one
     received ahead (a chunk is stored as soon as it is built, and released as it is deleted; it takes
-    builds slower than receives to hold that many). Each worker's first build here waits 30 s, so the run
+    builds slower than receives to hold that many). Each worker's first build here waits 36 s, so the run
     holds all of them past a 20 s visibility timeout: every message must be renewed, at 50 ms a call,
     while another consumer polls the queue and must get none. (The timeout is short for a test: the
     local server shares two cores with the run and, in a loaded CI, with more; 12 s proved too short with
@@ -91,7 +91,7 @@ def test_the_heartbeat_keeps_the_most_a_run_holds_hidden_at_50ms(pipeline, aws_l
     messages = Messages.generate(most)
     assert pipeline.sqs.send_all(messages.bodies) == 0
     aws_like.configure(latency=0.05, error_rate=0)
-    monkeypatch.setenv(FAILPOINT, "after_build@1:30")
+    monkeypatch.setenv(FAILPOINT, "after_build@1:36")
     limits = DrainLimits(chunk_size=chunk, receivers=4, build_processes=workers, visibility_timeout=20)
     drained = threading.Thread(target=drain_through, args=(pipeline, aws_like, limits))
     drained.start()
