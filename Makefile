@@ -58,10 +58,10 @@ lint: install
 test: lint browser
 	$(BIN)/python -m pytest -n 2 --dist worksteal
 
-# The quick loop: unit tests and the pure core, no services (well under a minute). For the integration
-# tests without the slowest ones (Dagster processes, fault trials, the browser): pytest -m "not slow".
+# The quick loop: unit tests and the pure core, no services (about 40 s here; only unit/ is imported). For the
+# integration tests without the slowest ones (Dagster processes, fault trials, the browser): pytest -m "not slow".
 test-fast: install
-	$(BIN)/python -m pytest -m "not integration" -q
+	$(BIN)/python -m pytest logins_pipeline_tests/unit -m "not integration" -q -n 2
 
 # Real faults, many times over, on services of its own: kill -9 at three points of a run, SIGTERM, Postgres
 # stopped, a poison message, parallel runs. Prints fault point, trials, lost, duplicated, left in queue.
