@@ -8,15 +8,30 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser up demo dev screenshot lint test test-fast chaos bench bench-analytics down clean
+.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics down clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,lint]'
+	$(BIN)/pip install --quiet -e '.[local,k8s,test,lint]'
 	touch $@
 
 install: $(INSTALLED)
+
+# requirements.lock, the image's dependencies with their hashes: [project.dependencies], the k8s extra and the
+# build backend, resolved for Linux and Python 3.11 (the image's). Rerun after changing any of them: a unit
+# test (test_image_lock.py) fails while pyproject.toml and the lock disagree.
+lock: install
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+		| $(BIN)/uv pip compile --quiet pyproject.toml - --extra k8s --generate-hashes --python-version 3.11 \
+			--python-platform linux --custom-compile-command "make lock" --output-file requirements.lock
+
+# The production image, logins-pipeline:local, with docker when its daemon answers, else with podman (and then
+# on a Python base made from Debian's packages, as no registry is reachable here; BASE_IMAGE=default for the
+# Dockerfile's). Prints its size and build time. For ECS: RDS_CA_BUNDLE=<file> RDS_CA_BUNDLE_SHA256=<sha256>.
+image: install
+	$(BIN)/python -m logins_pipeline_tests.image $(if $(BASE_IMAGE),--base $(BASE_IMAGE)) \
+		$(if $(RDS_CA_BUNDLE),--rds-ca-bundle $(RDS_CA_BUNDLE) --rds-ca-sha256 $(RDS_CA_BUNDLE_SHA256))
 
 # Debian's Chromium, driven by Playwright in the browser tests and `make screenshot` (a no-op once installed).
 browser:
