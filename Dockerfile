@@ -23,12 +23,14 @@ RUN groupadd --system --gid 10001 dagster \
  && useradd --system --uid 10001 --gid dagster --home-dir /opt/dagster/home --no-create-home \
         --shell /usr/sbin/nologin dagster
 
-# The dependencies alone, from the hashed lock (`make lock`): pip refuses any file whose hash, and any
-# dependency that, is not in it.
+# The dependencies alone, from the hashed lock (`make lock`): pip refuses any file whose hash is not in it,
+# and `pip check` any dependency missing from it (--no-deps: Debian's pip 23.0 mishandles extras, such as
+# gql[requests], in hash-checking mode).
 # This layer stays cached while only the code changes. A venv, since Debian's Python is "externally managed".
 COPY requirements.lock /tmp/requirements.lock
 RUN python3 -m venv /opt/venv \
- && pip install --no-cache-dir --require-hashes -r /tmp/requirements.lock \
+ && pip install --no-cache-dir --no-deps --require-hashes -r /tmp/requirements.lock \
+ && pip check \
  && rm /tmp/requirements.lock
 
 # Then the package itself, built from /tmp/src with the locked setuptools (no build isolation: nothing
@@ -71,4 +73,4 @@ EXPOSE 4000 3000
 # Whichever of the three services the container runs (code server, webserver, daemon): docker/healthcheck.py.
 HEALTHCHECK --interval=30s --timeout=20s --start-period=60s --retries=5 CMD ["python", "/opt/dagster/healthcheck.py"]
 
-CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "logins_pipeline.definitions"]
+CMD ["dagster", "api", "grpc", "-h", "0.0.0.0", "-p", "4000", "-m", "logins_pipeline.definitions", "--log-format", "json"]

@@ -200,7 +200,7 @@ def test_healthchecks(services: dict) -> None:
 
 def test_commands(services: dict) -> None:
     code = command_of(services["code"])
-    assert code[:3] == ["dagster", "code-server", "start"]
+    assert code[:3] == ["dagster", "api", "grpc"]
     assert option_value(code, "-h", "--host") == "0.0.0.0"
     assert option_value(code, "-p", "--port") == str(CODE_SERVER_PORT)
     assert option_value(code, "-m", "--module-name") == "logins_pipeline.definitions"
@@ -421,12 +421,12 @@ def test_the_pool_limit_covers_the_ingest_step_and_matches_the_sensor() -> None:
 # ------------------------------------------------------------------------------------------- Dockerfile
 
 
-def test_dockerfile_base_image_is_pinned() -> None:
-    froms = [args for instr, args in dockerfile_instructions() if instr == "FROM"]
-    assert froms
-    for args in froms:
-        image = args.split()[0]
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image), image
+def test_dockerfile_base_image_is_pinned_by_digest() -> None:
+    """FROM ${BASE_IMAGE}, whose default is the public Python image pinned by tag and digest."""
+    instructions = dockerfile_instructions()
+    assert [args for instr, args in instructions if instr == "FROM"] == ["${BASE_IMAGE}"]
+    [default] = [args.split("=", 1)[1] for instr, args in instructions if instr == "ARG" and "BASE_IMAGE=" in args]
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", default), default
 
 
 def test_dockerfile_runs_as_non_root() -> None:
