@@ -41,6 +41,18 @@ run_coordinator:
 """
 
 
+# What a developer's shell may hold that a test must not inherit: `eval "$(logins-pipeline env)"` exports the local
+# services' AWS_*, LOGINS_*, DAGSTER_HOME and DAGSTER_PG_* (Postgres storage on a server that may be down).
+CALLERS_SETTINGS = ("AWS_", "LOGINS_", "DAGSTER_")
+
+
+def pytest_configure(config):
+    """The suite is hermetic: the fixtures set what each test needs, nothing comes from the caller's shell (this
+    runs in every xdist process too, before any test)."""
+    for name in [name for name in os.environ if name.startswith(CALLERS_SETTINGS)]:
+        del os.environ[name]
+
+
 # Tables that tests record with record_property(name, text), printed at the end under these headings.
 REPORTED_PROPERTIES = {
     "brute_force": "brute-force demonstration",  # test_token_privacy
