@@ -6,6 +6,7 @@
 # multi-architecture index (bump tag and digest together, deliberately). The image test passes a Python 3.11
 # base made from Debian's packages instead (scripts/image.py), on machines that reach no container registry.
 ARG BASE_IMAGE=docker.io/library/python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+# checkov:skip=CKV_DOCKER_7: the tag and digest are in BASE_IMAGE's default above, which checkov does not expand
 FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -59,7 +60,8 @@ COPY docker/healthcheck.py /opt/dagster/healthcheck.py
 ARG RDS_CA_BUNDLE_SHA256=""
 COPY docker/rds-ca/ /tmp/rds-ca/
 RUN if [ -f /tmp/rds-ca/global-bundle.pem ]; then \
-        echo "${RDS_CA_BUNDLE_SHA256}  /tmp/rds-ca/global-bundle.pem" | sha256sum -c --strict - \
+        printf '%s  %s\n' "${RDS_CA_BUNDLE_SHA256}" /tmp/rds-ca/global-bundle.pem > /tmp/rds-ca/SHA256SUMS \
+        && sha256sum -c --strict /tmp/rds-ca/SHA256SUMS \
         && install -m 0644 /tmp/rds-ca/global-bundle.pem /etc/ssl/certs/rds-global-bundle.pem; \
     fi \
  && rm -rf /tmp/rds-ca

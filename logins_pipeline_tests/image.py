@@ -11,6 +11,8 @@ configuration during the build (pip inside the build reaches the package index a
 """
 
 import argparse
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
@@ -41,6 +43,9 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_BASE_NAME = "localhost/logins-pipeline-base"
 # The host's files that pip inside a podman build needs to reach the index as the host does.
 HOST_BUILD_FILES = [Path("/etc/ssl/certs/ca-certificates.crt"), Path("/etc/pip.conf")]
+# One build at a time on a machine (the suite's two processes, other checkouts): the second reuses the first's
+# base and layers instead of making them again beside it.
+BUILD_LOCK = Path(tempfile.gettempdir()) / "logins-pipeline-image.lock"
 PACKAGES = {"podman": "podman", "runc": "runc", "mmdebstrap": "mmdebstrap"}
 
 
@@ -146,6 +151,18 @@ def build(
     rds_ca_sha256: str = "",
 ) -> Build:
     """Build the Dockerfile as `tag`. The base image is made first when needed and is not in the build time."""
+    with one_build_at_a_time():
+        return _build(engine, tag, base, rds_ca_bundle, rds_ca_sha256)
+
+
+@contextlib.contextmanager
+def one_build_at_a_time():
+    with BUILD_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _build(engine: Engine, tag: str, base: str, rds_ca_bundle: Path | None, rds_ca_sha256: str) -> Build:
     if engine.name == "podman":
         ensure_podman_tools()
     base_image = resolve_base(engine, base)

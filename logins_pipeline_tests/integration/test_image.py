@@ -7,6 +7,7 @@ sensor needs up to its 30 s interval to see the backlog. The figures go to the t
 
 import base64
 import contextlib
+import hashlib
 import json
 import re
 import secrets
@@ -31,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SEEDED = 1_000
 APP_UID = "10001"
 STOP_WITHIN_S = 10
+NO_HEARTBEAT = "no daemon heartbeat in the instance's Postgres (is $DAGSTER_HOME/dagster.yaml in the image?)"
 # The one text format left: Dagster's default system logger, which its log managers without a job's logger config
 # use (the automation sensor's ticks, a step worker's first event), whatever LOGINS_LOG_FORMAT says. DEBUG/INFO
 # only: a warning or an error in text fails the test.
@@ -128,7 +130,7 @@ def test_compose_services_from_the_image_drain_the_queue(engine, built_image, se
             pod.start(compose["webserver"])
             pod.start(compose["daemon"])
             pod.wait_healthy("webserver", timeout=180)
-            wait_until(lambda: daemon_heartbeats(environment), 120, "no daemon heartbeat in the Postgres instance")
+            wait_until(lambda: daemon_heartbeats(environment), 120, NO_HEARTBEAT)
             pod.wait_healthy("daemon", timeout=120)
 
         events = list(generate_logins(SEEDED, seed=19))
@@ -161,6 +163,22 @@ def test_compose_services_from_the_image_drain_the_queue(engine, built_image, se
     finally:
         describe(pod, tmp_path / "container-logs.txt")  # whole logs; a failed step shows their ends
         pod.remove()
+
+
+def test_an_rds_ca_bundle_goes_into_the_image_only_with_its_sha256(engine, tmp_path):
+    """The ECS path of DECISIONS-19.md: `make image RDS_CA_BUNDLE=... RDS_CA_BUNDLE_SHA256=...`."""
+    bundle = tmp_path / "global-bundle.pem"
+    bundle.write_text("a stand-in for Amazon's bundle\n")
+    tag = f"localhost/logins-pipeline:test-{uuid.uuid4().hex[:8]}"
+    try:
+        with pytest.raises(image.ImageError, match="sha256sum"):
+            image.build(engine, tag, "debian", bundle, "0" * 64)
+        image.build(engine, tag, "debian", bundle, hashlib.sha256(bundle.read_bytes()).hexdigest())
+        installed = engine.run("run", "--rm", tag, "cat", "/etc/ssl/certs/rds-global-bundle.pem").stdout
+        assert installed == bundle.read_text()
+        assert not image.RDS_CA_STAGED.exists()
+    finally:
+        engine.run("rmi", "--force", tag, check=False)
 
 
 def check_launchers(engine: image.Engine, tag: str) -> None:
