@@ -22,8 +22,15 @@ CHART_KEYS = {
     "envVars": "env_vars",
     "resources": "resources",
     "runK8sConfig": "run_k8s_config",
+    "volumes": "volumes",
+    "volumeMounts": "volume_mounts",
 }
-RUN_K8S_CONFIG_KEYS = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config"}
+RUN_K8S_CONFIG_KEYS = {
+    "containerConfig": "container_config",
+    "podSpecConfig": "pod_spec_config",
+    "jobSpecConfig": "job_spec_config",
+}
+BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
@@ -54,6 +61,8 @@ def chart_run_launcher(values: dict) -> dict:
         "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
         "env_vars": launcher["envVars"],
         "resources": launcher["resources"],
+        "volumes": launcher["volumes"],
+        "volume_mounts": launcher["volumeMounts"],
         "run_k8s_config": {RUN_K8S_CONFIG_KEYS[key]: value for key, value in launcher["runK8sConfig"].items()},
     }
     return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
@@ -107,6 +116,34 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     assert container.resources.requests == {"cpu": "2", "memory": "4Gi"}
     assert container.resources.limits == {"cpu": "2", "memory": "4Gi"}  # the CPU limit = the build workers
     assert not [value for value in CODE_SERVER_SECRETS.values() if value in str(job.to_dict())]
+    # The RDS CA bundle at the path of the DSNs' sslrootcert, from the ConfigMap.
+    [mount] = [m for m in container.volume_mounts if m.mount_path == BUNDLE]
+    [volume] = [v for v in pod.volumes if v.name == mount.name]
+    assert (volume.config_map.name, mount.sub_path, mount.read_only) == ("rds-ca-bundle", "global-bundle.pem", True)
+    # SIGTERM, then 30 s: room for the drain's 20 s. At most an hour per run.
+    assert pod.termination_grace_period_seconds == 30
+    assert job.spec.active_deadline_seconds == 3600
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("dagsterWebserver",),
+        ("dagsterDaemon",),
+        ("dagster-user-deployments", "deployments", 0),
+        ("runLauncher", "config", "k8sRunLauncher"),
+    ],
+    ids=lambda where: where[0],
+)
+def test_every_pod_that_opens_a_dsn_has_the_rds_ca_bundle(values, where):
+    """The chart's webserver and daemon images have no RDS bundle, nor does a default build of this one."""
+    assert values["postgresql"]["postgresqlParams"] == {"sslmode": "verify-full", "sslrootcert": BUNDLE}
+    pod = values
+    for key in where:
+        pod = pod[key]
+    [mount] = [m for m in pod["volumeMounts"] if m["mountPath"] == BUNDLE]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "rds-ca-bundle" and mount["subPath"] == "global-bundle.pem"
 
 
 def test_the_charts_concurrency_is_enabled_with_the_packaged_limits(values):
