@@ -6,14 +6,18 @@ functions. Nothing is sent to a cluster: the Job is asserted as built.
 Also checked against the packaged instance: the chart's `concurrency` section (written only with
 enabled: true) has the same limits."""
 
+import subprocess
+
 import pytest
 import yaml
 from dagster_k8s.job import construct_dagster_k8s_job, get_job_name_from_run_id
+from kubernetes.client import ApiClient
 
 from logins_pipeline_tests.launchers import CODE_SERVER_SECRETS, CODE_SERVER_SETTINGS, launchable_run
 from logins_pipeline_tests.stack import REPO
 
 VALUES = REPO / "deploy" / "helm" / "values.yaml"
+CHECKOV = REPO / ".local" / "checkov-3.3.30" / "bin" / "checkov"  # the Makefile's CHECKOV
 PACKAGED_DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/logins-pipeline:2026.12.1"
 # The launcher keys this file sets, as the chart's template names them in the instance.
@@ -29,6 +33,7 @@ RUN_K8S_CONFIG_KEYS = {
     "containerConfig": "container_config",
     "podSpecConfig": "pod_spec_config",
     "jobSpecConfig": "job_spec_config",
+    "jobMetadata": "job_metadata",
 }
 BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 KUBECONFIG = """apiVersion: v1
@@ -68,37 +73,42 @@ def chart_run_launcher(values: dict) -> dict:
     return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
 
 
-def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def run_job(values, tmp_path_factory):
+    """The Kubernetes Job of a run, as K8sRunLauncher builds it from the chart's launcher configuration."""
+    tmp_path = tmp_path_factory.mktemp("k8s")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
     launcher_config = chart_run_launcher(values)
     # Outside a cluster: the kubeconfig above instead of the pod's service account token (nothing is sent).
     launcher_config["config"].update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
-    for name, value in {
+    launcher_env = {
         "DAGSTER_HOME": "/opt/dagster/dagster_home",
         "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
         "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql",
         "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name, value in {**CODE_SERVER_SETTINGS, **CODE_SERVER_SECRETS}.items():
-        monkeypatch.setenv(name, value)
+    }
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in {**launcher_env, **CODE_SERVER_SETTINGS, **CODE_SERVER_SECRETS}.items():
+            monkeypatch.setenv(name, value)
+        with launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, _):
+            launcher = instance.run_launcher
+            # What K8sRunLauncher._launch_k8s_job_with_args builds before it sends the Job.
+            container_context = launcher.get_container_context_for_run(run)
+            return construct_dagster_k8s_job(
+                job_config=container_context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher),
+                args=["dagster", "api", "execute_run"],
+                job_name=get_job_name_from_run_id(run.run_id),
+                pod_name=get_job_name_from_run_id(run.run_id),
+                component="run_worker",
+                user_defined_k8s_config=container_context.run_k8s_config,
+                labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
+                env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name}],
+            )
 
-    with launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, _):
-        launcher = instance.run_launcher
-        # What K8sRunLauncher._launch_k8s_job_with_args builds before it sends the Job.
-        container_context = launcher.get_container_context_for_run(run)
-        job = construct_dagster_k8s_job(
-            job_config=container_context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher),
-            args=["dagster", "api", "execute_run"],
-            job_name=get_job_name_from_run_id(run.run_id),
-            pod_name=get_job_name_from_run_id(run.run_id),
-            component="run_worker",
-            user_defined_k8s_config=container_context.run_k8s_config,
-            labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
-            env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name}],
-        )
 
+def test_a_runs_job_gets_the_secrets_resources_and_service_account(run_job):
+    job = run_job
     pod = job.spec.template.spec
     [container] = pod.containers
     assert container.image == IMAGE
@@ -123,6 +133,25 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     # SIGTERM, then 30 s: room for the drain's 20 s. At most an hour per run.
     assert pod.termination_grace_period_seconds == 30
     assert job.spec.active_deadline_seconds == 3600
+
+
+def test_checkov_passes_the_rendered_job(run_job, tmp_path):
+    """The manifest that can be rendered here (the chart itself needs a helm binary): checkov's Kubernetes
+    checks on a run's Job, in the launcher's namespace, with the skips its annotations give (values.yaml)."""
+    manifest = {"apiVersion": "batch/v1", "kind": "Job", **ApiClient().sanitize_for_serialization(run_job)}
+    manifest["metadata"]["namespace"] = "dagster"  # job_namespace: the launcher creates the Job there
+    (tmp_path / "run-job.yaml").write_text(yaml.safe_dump(manifest))
+    assert CHECKOV.exists(), "make install creates checkov's venv"
+    result = subprocess.run(
+        [str(CHECKOV), "--quiet", "--compact", "--skip-download", "--framework", "kubernetes", "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Failed checks: 0, Skipped checks: 6" in result.stdout
+    assert run_job.spec.template.spec.security_context.run_as_user == 10001
 
 
 @pytest.mark.parametrize(
