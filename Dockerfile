@@ -56,7 +56,7 @@ COPY docker/healthcheck.py /opt/dagster/healthcheck.py
 # Amazon RDS's CA bundle, for sslmode=verify-full (docs/deploy.md): never fetched by this build. On ECS it is
 # baked in here: `make image RDS_CA_BUNDLE=<file> RDS_CA_BUNDLE_SHA256=<sha256>` stages the file in
 # docker/rds-ca/, and the build stops unless it has that SHA-256. Without it (Compose, the tests) the image
-# has none; on Kubernetes a ConfigMap is mounted at the same path (DECISIONS-19.md).
+# has none; on Kubernetes a ConfigMap is mounted at the same path (docs/deploy.md).
 ARG RDS_CA_BUNDLE_SHA256=""
 COPY docker/rds-ca/ /tmp/rds-ca/
 RUN if [ -f /tmp/rds-ca/global-bundle.pem ]; then \

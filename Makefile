@@ -10,13 +10,23 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics down clean
 
+# checkov (the security scanner of `make lint`) pins boto3, policy_sentry and packaging below the project's
+# own pins, so it lives in a venv of its own, named by its version.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .local/checkov-$(CHECKOV_VERSION)/bin/checkov
+CHECKOV_FLAGS := --quiet --compact --skip-download
+
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[local,k8s,test,lint]'
 	touch $@
 
-install: $(INSTALLED)
+$(CHECKOV):
+	$(PYTHON) -m venv $(dir $(@D))
+	$(dir $(@D))bin/pip install --quiet checkov==$(CHECKOV_VERSION)
+
+install: $(INSTALLED) $(CHECKOV)
 
 # requirements.lock, the image's dependencies with their hashes: [project.dependencies], the k8s extra and the
 # build backend, resolved for Linux and Python 3.11 (the image's). Rerun after changing any of them: a unit
@@ -61,12 +71,18 @@ screenshot: up browser
 	$(LOCAL_ENV) && $(BIN)/python scripts/screenshot.py docs/lineage.png
 
 # Lint and format (ruff), types (mypy: strict on core/ and resources/) and the import layers (import-linter),
-# all configured in pyproject.toml.
+# all configured in pyproject.toml; then the deployables: cfn-lint on the CloudFormation templates, checkov
+# on deploy/ (CloudFormation, and Kubernetes manifests if any) and on the Dockerfile, and hadolint on the
+# Dockerfile. A check skipped is skipped inline, beside its resource, with the reason.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/cfn-lint deploy/cloudformation/*.yaml
+	$(CHECKOV) $(CHECKOV_FLAGS) --framework cloudformation kubernetes -d deploy
+	$(CHECKOV) $(CHECKOV_FLAGS) --framework dockerfile -f Dockerfile
+	$(BIN)/hadolint Dockerfile
 
 # The CI command: lint, then the whole suite in two processes (it mostly waits: visibility timeouts, latency,
 # Dagster's daemons); each process's fixtures start their own Postgres and SQS server on free loopback ports.

@@ -34,6 +34,10 @@ def create_pipeline_stack(env: dict) -> dict[str, str]:
         "DeadLetterQueueName": f"{name}-login-queue-dlq",
         "AlertTopicName": f"{name}-alerts",
         "SecretPrefix": f"{name}/",
+        # Required: no role trusts the account root. LocalStack, unlike IAM, does not check that they exist.
+        "OperatorPrincipalArn": f"arn:aws:iam::000000000000:role/{name}-operators",
+        "PiiReaderPrincipalArn": f"arn:aws:iam::000000000000:role/{name}-pii-readers",
+        "PublisherPrincipalArn": f"arn:aws:iam::000000000000:role/{name}-apps",
     }
     cloudformation = aws_client("cloudformation", env)
     cloudformation.create_stack(

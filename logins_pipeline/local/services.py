@@ -57,9 +57,9 @@ LOCALSTACK_REQUIREMENTS = (
     "jsonpath-ng==1.7.0",
 )
 LOCALSTACK_SERVICES = ("sqs", "sns")  # SNS for the run-failure alerts; it adds nothing measurable to the start
-# The tests also create deploy/cloudformation/logins-pipeline.yaml through LocalStack's CloudFormation. These
-# three add about 6 s to the start (they load eagerly), so only the test session asks for them.
-LOCALSTACK_DEPLOY_SERVICES = ("cloudformation", "iam", "secretsmanager")
+# The tests also create deploy/cloudformation/logins-pipeline.yaml through LocalStack's CloudFormation (its KMS
+# keys and CloudWatch alarms too). These load eagerly and slow the start, so only the test session asks for them.
+LOCALSTACK_DEPLOY_SERVICES = ("cloudformation", "iam", "secretsmanager", "kms", "cloudwatch")
 LOCALSTACK_START_TIMEOUT_S = 60
 LOCALSTACK_STOP_GRACE_S = 3
 LOG_TAIL_LINES = 20

@@ -24,12 +24,13 @@ SECRETS = (
 )
 ROLES = {  # role output -> the managed policies it carries (their logical ids are part of their names)
     "PipelineRoleArn": {"PipelinePolicy"},
-    "DagsterControlRoleArn": {"DagsterLauncherPolicy"},
+    "DagsterDaemonRoleArn": {"DagsterLauncherPolicy"},
+    "DagsterWebserverRoleArn": {"DagsterWebserverPolicy"},
     "OperatorRoleArn": {"OperatorQueuePolicy", "OperatorPlatformPolicy"},
     "PiiReaderRoleArn": {"PiiReaderPolicy"},
     "PublisherRoleArn": {"PublisherPolicy"},
-    "TaskExecutionRoleArn": {"AmazonECSTaskExecutionRolePolicy"},
-    "MigrateExecutionRoleArn": {"AmazonECSTaskExecutionRolePolicy"},
+    "TaskExecutionRoleArn": {"AmazonECSTaskExecutionRolePolicy", "RuntimeSecretsPolicy"},
+    "MigrateExecutionRoleArn": {"AmazonECSTaskExecutionRolePolicy", "AdminDsnPolicy"},
 }
 
 
@@ -56,19 +57,39 @@ def test_the_queue_has_its_dead_letter_queue_and_settings(stack):
     assert dead_letters["QueueArn"] == outputs["DeadLetterQueueArn"]
     assert dead_letters["MessageRetentionPeriod"] == "1209600"
     assert "RedrivePolicy" not in dead_letters
+    key_id = outputs["QueueKeyArn"].rsplit("/", 1)[1]
+    assert {attributes["KmsMasterKeyId"], dead_letters["KmsMasterKeyId"]} == {key_id}  # the stack's key, not SSE-SQS
 
 
 def test_the_alert_topic_exists(stack):
     env, outputs = stack
     attributes = aws_client("sns", env).get_topic_attributes(TopicArn=outputs["AlertTopicArn"])["Attributes"]
     assert attributes["TopicArn"] == outputs["AlertTopicArn"]
+    assert attributes["KmsMasterKeyId"] == outputs["QueueKeyArn"].rsplit("/", 1)[1]  # alarms can publish to it
+
+
+def test_the_alarms_page_through_the_alert_topic(stack):
+    env, outputs = stack
+    queues = {outputs["QueueUrl"].rsplit("/", 1)[1], outputs["DeadLetterQueueUrl"].rsplit("/", 1)[1]}
+    alarms = aws_client("cloudwatch", env).describe_alarms()["MetricAlarms"]
+    ours = {alarm["MetricName"]: alarm for alarm in alarms if outputs["AlertTopicArn"] in alarm["AlarmActions"]}
+    assert set(ours) == {
+        "ApproximateNumberOfMessagesVisible",
+        "ApproximateAgeOfOldestMessage",
+        "NumberOfNotificationsFailed",
+    }
+    for name in ("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        [dimension] = ours[name]["Dimensions"]
+        assert dimension["Name"] == "QueueName" and dimension["Value"] in queues
 
 
 def test_the_secrets_exist_without_a_value(stack):
     env, outputs = stack
     secrets = aws_client("secretsmanager", env)
     for output in SECRETS:
-        assert secrets.describe_secret(SecretId=outputs[output])["ARN"] == outputs[output]
+        described = secrets.describe_secret(SecretId=outputs[output])
+        assert described["ARN"] == outputs[output]
+        assert described["KmsKeyId"] in (outputs["SecretsKeyArn"], outputs["SecretsKeyArn"].rsplit("/", 1)[1])
         with pytest.raises(ClientError, match="ResourceNotFoundException"):
             secrets.get_secret_value(SecretId=outputs[output])
 

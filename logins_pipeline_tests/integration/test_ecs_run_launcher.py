@@ -166,7 +166,8 @@ def ecs_resource(service: str, params: dict, region: str) -> str:
 
 
 def ecs_context(service: str, params: dict) -> list[tuple[str, str]]:
-    if service == "ecs" and "cluster" in params and "taskDefinition" in params:
+    """The ecs:cluster condition key of a call that names its cluster (RunTask, DescribeTasks, StopTask)."""
+    if service == "ecs" and "cluster" in params:
         cluster = params["cluster"]
         arn = cluster if cluster.startswith("arn:") else f"arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{cluster}"
         return [("ecs:cluster", arn)]
@@ -178,7 +179,7 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
 ):
     _, base_env = local_services
     outputs = create_pipeline_stack(base_env)
-    launcher_policy = policy(policies_of_stack(base_env, outputs), "DagsterLauncherPolicy")
+    documents = policies_of_stack(base_env, outputs)
     env = daemon_environment(outputs, {"Image": IMAGE, "DagsterDbHost": "dagster.example.internal"})
     for name, value in {**env, **CODE_SERVER_SECRETS}.items():
         monkeypatch.setenv(name, value)
@@ -194,14 +195,15 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     launcher_config = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]
     with (
         recorder.recording(),
-        recorder.role("launcher"),
         launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, workspace),
     ):
-        instance.launch_run(run.run_id, workspace)
-        task_arn = instance.get_run_by_id(run.run_id).tags["ecs/task_arn"]
-        health = instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id))
-        assert health.status.value == "RUNNING"
-        assert instance.run_launcher.terminate(run.run_id)  # DescribeTasks, StopTask: the UI's Terminate
+        with recorder.role("daemon"):  # the run queue launches, run monitoring checks
+            instance.launch_run(run.run_id, workspace)
+            task_arn = instance.get_run_by_id(run.run_id).tags["ecs/task_arn"]
+            health = instance.run_launcher.check_run_worker_health(instance.get_run_by_id(run.run_id))
+            assert health.status.value == "RUNNING"
+        with recorder.role("webserver"):  # the UI's Terminate: DescribeTasks, StopTask
+            assert instance.run_launcher.terminate(run.run_id)
 
     requests = dict(recorder.requests)  # the last request of each operation
     registered = requests["RegisterTaskDefinition"]
@@ -215,6 +217,9 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     assert registered["executionRoleArn"] == outputs["TaskExecutionRoleArn"]
     assert (registered["cpu"], registered["memory"]) == ("2048", "4096")
     assert registered["requiresCompatibilities"] == ["FARGATE"]
+    assert registered["runtimePlatform"] == {"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"}
+    assert container["linuxParameters"] == {"initProcessEnabled": True}
+    assert "stopTimeout" not in container  # Fargate's default, 30 s: the drain's 20 s after SIGTERM fit
     assert container["logConfiguration"]["options"]["awslogs-group"] == "/ecs/logins-pipeline"
 
     sent_to_ecs = json.dumps(recorder.requests, default=str)
@@ -232,15 +237,26 @@ def test_a_run_launched_on_ecs_gets_the_pipelines_image_settings_secrets_and_rol
     assert override["command"][:3] == ["dagster", "api", "execute_run"]
     assert (override["cpu"], override["memory"]) == (2048, 4096)
 
-    # RunTask is also authorised as iam:PassRole on the task definition's two roles, and, since it tags the
-    # task it creates, as ecs:TagResource on that task: actions of no API call of their own.
+    # RunTask is also authorised as iam:PassRole on the task definition's two roles (passed to ECS tasks), and,
+    # since it tags the task it creates, as ecs:TagResource on that task: actions of no API call of their own.
+    passed = (("iam:PassedToService", "ecs-tasks.amazonaws.com"),)
     implied = [
-        iam.Call("launcher", "RunTask", "iam:PassRole", registered["taskRoleArn"]),
-        iam.Call("launcher", "RunTask", "iam:PassRole", registered["executionRoleArn"]),
-        iam.Call("launcher", "RunTask", "ecs:TagResource", task_arn),
+        iam.Call("daemon", "RunTask", "iam:PassRole", registered["taskRoleArn"], passed),
+        iam.Call("daemon", "RunTask", "iam:PassRole", registered["executionRoleArn"], passed),
+        iam.Call("daemon", "RunTask", "ecs:TagResource", task_arn, (("ecs:CreateAction", "RunTask"),)),
     ]
     assert run_task["tags"]
-    result = iam.coverage([launcher_policy], recorder.calls + implied)
-    # logs:GetLogEvents is called only by run monitoring, to show the output of a run task that failed.
-    unneeded = [grant for grant in result.unneeded if grant[0] != "logs:GetLogEvents"]
-    assert not (result.denied or unneeded), iam.describe(result)
+    assert_each_task_role_allows_its_calls(documents, recorder.calls + implied)
+
+
+def assert_each_task_role_allows_its_calls(documents: dict, calls: list[iam.Call]) -> None:
+    """The daemon's calls by DagsterLauncherPolicy, the webserver's by DagsterWebserverPolicy, and no more."""
+    assert {call.role for call in calls} == {"daemon", "webserver"}
+    daemon = iam.coverage([policy(documents, "DagsterLauncherPolicy")], [c for c in calls if c.role == "daemon"])
+    # Called by run monitoring only: logs:GetLogEvents to show the output of a run task that failed, and
+    # ecs:StopTask to end a run past max_runtime_seconds (deploy/ecs/dagster.yaml).
+    unneeded = [grant for grant in daemon.unneeded if grant[0] not in {"logs:GetLogEvents", "ecs:StopTask"}]
+    assert not (daemon.denied or unneeded), iam.describe(daemon)
+    webserver = iam.coverage([policy(documents, "DagsterWebserverPolicy")], [c for c in calls if c.role == "webserver"])
+    assert not (webserver.denied or webserver.unneeded), iam.describe(webserver)
+    assert {call.operation for call in calls if call.role == "webserver"} == {"DescribeTasks", "StopTask"}

@@ -153,7 +153,7 @@ def test_without_sqs_delete_message_the_coverage_check_names_the_denied_call(rec
 
 def test_parliament_finds_no_unknown_action_and_nothing_above_low(recorded):
     _, documents = recorded
-    assert len(documents) == 8  # 6 managed policies, and the inline one of each execution role
+    assert len(documents) == 9  # the managed policies of the stack's roles (none inline)
     for name, document in documents.items():
         findings = [enhance_finding(f) for f in analyze_policy_string(json.dumps(document)).findings]
         problems = [

@@ -166,7 +166,7 @@ def test_compose_services_from_the_image_drain_the_queue(engine, built_image, se
 
 
 def test_an_rds_ca_bundle_goes_into_the_image_only_with_its_sha256(engine, tmp_path):
-    """The ECS path of DECISIONS-19.md: `make image RDS_CA_BUNDLE=... RDS_CA_BUNDLE_SHA256=...`."""
+    """The ECS path of docs/deploy.md (step 4): `make image RDS_CA_BUNDLE=... RDS_CA_BUNDLE_SHA256=...`."""
     bundle = tmp_path / "global-bundle.pem"
     bundle.write_text("a stand-in for Amazon's bundle\n")
     tag = f"localhost/logins-pipeline:test-{uuid.uuid4().hex[:8]}"

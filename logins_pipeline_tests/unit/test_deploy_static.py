@@ -1,5 +1,6 @@
-"""Static checks of deploy/: the CloudFormation templates pass cfn-lint (pinned in the test extras), and the
-ECS instance configuration is the packaged one but for its run launcher and TLS settings."""
+"""Static checks of deploy/: the CloudFormation templates pass cfn-lint (pinned in the test extras), the
+review's points hold in them (RDS, retained keys and data, ECS tasks and services), and the ECS instance
+configuration is the packaged one but for its run launcher and TLS settings."""
 
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import yaml
 from cfnlint.decode.cfn_yaml import loads as load_cfn_yaml
 
 from logins_pipeline_tests.stack import ECS_TEMPLATE, PIPELINE_TEMPLATE, REPO
+
+TEMPLATES = sorted((REPO / "deploy" / "cloudformation").glob("*.yaml"))
+DATABASE_TEMPLATE = REPO / "deploy" / "cloudformation" / "database.yaml"
 
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 PACKAGED_DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
@@ -27,7 +31,8 @@ def cfn_lint(*templates: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_templates_pass_cfn_lint():
-    result = cfn_lint(PIPELINE_TEMPLATE, ECS_TEMPLATE)
+    assert len(TEMPLATES) == 4
+    result = cfn_lint(*TEMPLATES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -44,7 +49,7 @@ def test_cfn_lint_fails_a_broken_template(tmp_path):
     assert "MessageRetentionPeriods" in result.stdout
 
 
-@pytest.mark.parametrize("template", [PIPELINE_TEMPLATE, ECS_TEMPLATE], ids=lambda p: p.name)
+@pytest.mark.parametrize("template", TEMPLATES, ids=lambda p: p.name)
 def test_no_secret_value_in_the_templates(template):
     text = template.read_text()
     assert "SecretString" not in text and "GenerateSecretString" not in text
@@ -84,3 +89,75 @@ def test_the_launcher_and_the_storage_find_their_variables_on_the_daemon_and_web
     present = {item["Name"] for item in container["Environment"]} | {item["Name"] for item in container["Secrets"]}
     assert wanted - present == set()
     assert {"AWS_DEFAULT_REGION", "LOGINS_RUN_TASK_ROLE_ARN", "DAGSTER_PG_PASSWORD"} <= wanted  # read as it should
+
+
+def resources(template: Path) -> dict:
+    return load_cfn_yaml(template.read_text())["Resources"]
+
+
+def test_the_database_is_encrypted_private_backed_up_and_tls_only():
+    database = resources(DATABASE_TEMPLATE)
+    instance = database["Database"]
+    assert (instance["DeletionPolicy"], instance["UpdateReplacePolicy"]) == ("Snapshot", "Snapshot")
+    properties = instance["Properties"]
+    assert properties["StorageEncrypted"] is True and properties["KmsKeyId"] == {"Ref": "DatabaseKey"}
+    assert properties["PubliclyAccessible"] is False and properties["MultiAZ"] is True
+    assert properties["DeletionProtection"] is True
+    assert properties["BackupRetentionPeriod"] == {"Ref": "BackupRetentionDays"}  # > 0: point-in-time recovery
+    assert database["DatabaseKey"]["Type"] == "AWS::KMS::Key"
+    assert properties["ManageMasterUserPassword"] is True and "MasterUserPassword" not in properties
+    assert properties["DBSubnetGroupName"] == {"Ref": "DatabaseSubnetGroup"}
+    parameters = database[properties["DBParameterGroupName"]["Ref"]]["Properties"]
+    assert parameters["Family"] == "postgres16" and parameters["Parameters"]["rds.force_ssl"] == "1"
+
+
+def test_keys_secrets_and_queues_outlive_the_stack():
+    for template in TEMPLATES:
+        for name, resource in resources(template).items():
+            if resource["Type"] in {"AWS::KMS::Key", "AWS::SecretsManager::Secret", "AWS::SQS::Queue"}:
+                assert (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")) == ("Retain", "Retain"), (
+                    name
+                )
+            if resource["Type"] in {"AWS::SecretsManager::Secret", "AWS::SQS::Queue", "AWS::SNS::Topic"}:
+                key = resource["Properties"].get("KmsKeyId") or resource["Properties"].get("KmsMasterKeyId")
+                assert isinstance(key, dict) and key["Ref"].endswith("Key"), f"{name}: not the stack's own key"
+
+
+def test_no_role_trusts_the_account_root_and_people_need_mfa():
+    roles = {name: r for name, r in resources(PIPELINE_TEMPLATE).items() if r["Type"] == "AWS::IAM::Role"}
+    for name, role in roles.items():
+        [statement] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert ":root" not in str(statement["Principal"]), name
+        if name in {"OperatorRole", "PiiReaderRole"}:
+            assert statement["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
+    parameters = load_cfn_yaml(PIPELINE_TEMPLATE.read_text())["Parameters"]
+    for principal in ("OperatorPrincipalArn", "PiiReaderPrincipalArn", "PublisherPrincipalArn"):
+        assert "Default" not in parameters[principal]
+
+
+def test_every_ecs_task_runs_amd64_with_an_init_process_and_30_s_to_stop():
+    for name, resource in resources(ECS_TEMPLATE).items():
+        if resource["Type"] != "AWS::ECS::TaskDefinition":
+            continue
+        properties = resource["Properties"]
+        assert properties["RuntimePlatform"] == {"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"}, name
+        [container] = properties["ContainerDefinitions"]
+        assert container["LinuxParameters"] == {"InitProcessEnabled": True}, name
+        assert container["StopTimeout"] == 30, name  # the drain's SIGTERM bound is 20 s
+        assert name == "MigrateTaskDefinition" or container["HealthCheck"]["Command"][0] == "CMD", name
+
+
+def test_services_wait_for_the_migrations_stop_failing_deployments_and_the_webserver_is_load_balanced():
+    ecs = resources(ECS_TEMPLATE)
+    services = {name: r["Properties"] for name, r in ecs.items() if r["Type"] == "AWS::ECS::Service"}
+    assert set(services) == {"CodeService", "DaemonService", "WebserverService"}
+    for name, service in services.items():
+        assert service["DesiredCount"] == {"Fn::If": ["ServicesRun", 1, 0]}, name
+        breaker = service["DeploymentConfiguration"]["DeploymentCircuitBreaker"]
+        assert breaker == {"Enable": True, "Rollback": True}, name
+        [group] = service["NetworkConfiguration"]["AwsvpcConfiguration"]["SecurityGroups"]
+        assert group["Ref"] == name.removesuffix("Service") + "SecurityGroup"  # a group per kind of task
+    [target] = services["WebserverService"]["LoadBalancers"]
+    assert ecs[target["TargetGroupArn"]["Ref"]]["Properties"]["TargetType"] == "ip"  # Fargate task IPs change
+    # ServiceConnectDefaults takes a namespace's name or ARN, not its id.
+    assert ecs["Cluster"]["Properties"]["ServiceConnectDefaults"] == {"Namespace": {"Fn::GetAtt": ["Namespace", "Arn"]}}

@@ -6,14 +6,18 @@ functions. Nothing is sent to a cluster: the Job is asserted as built.
 Also checked against the packaged instance: the chart's `concurrency` section (written only with
 enabled: true) has the same limits."""
 
+import subprocess
+
 import pytest
 import yaml
 from dagster_k8s.job import construct_dagster_k8s_job, get_job_name_from_run_id
+from kubernetes.client import ApiClient
 
 from logins_pipeline_tests.launchers import CODE_SERVER_SECRETS, CODE_SERVER_SETTINGS, launchable_run
 from logins_pipeline_tests.stack import REPO
 
 VALUES = REPO / "deploy" / "helm" / "values.yaml"
+CHECKOV = REPO / ".local" / "checkov-3.3.30" / "bin" / "checkov"  # the Makefile's CHECKOV
 PACKAGED_DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
 IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/logins-pipeline:2026.12.1"
 # The launcher keys this file sets, as the chart's template names them in the instance.
@@ -22,8 +26,16 @@ CHART_KEYS = {
     "envVars": "env_vars",
     "resources": "resources",
     "runK8sConfig": "run_k8s_config",
+    "volumes": "volumes",
+    "volumeMounts": "volume_mounts",
 }
-RUN_K8S_CONFIG_KEYS = {"containerConfig": "container_config", "podSpecConfig": "pod_spec_config"}
+RUN_K8S_CONFIG_KEYS = {
+    "containerConfig": "container_config",
+    "podSpecConfig": "pod_spec_config",
+    "jobSpecConfig": "job_spec_config",
+    "jobMetadata": "job_metadata",
+}
+BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
@@ -54,42 +66,49 @@ def chart_run_launcher(values: dict) -> dict:
         "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
         "env_vars": launcher["envVars"],
         "resources": launcher["resources"],
+        "volumes": launcher["volumes"],
+        "volume_mounts": launcher["volumeMounts"],
         "run_k8s_config": {RUN_K8S_CONFIG_KEYS[key]: value for key, value in launcher["runK8sConfig"].items()},
     }
     return {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": config}
 
 
-def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def run_job(values, tmp_path_factory):
+    """The Kubernetes Job of a run, as K8sRunLauncher builds it from the chart's launcher configuration."""
+    tmp_path = tmp_path_factory.mktemp("k8s")
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(KUBECONFIG)
     launcher_config = chart_run_launcher(values)
     # Outside a cluster: the kubeconfig above instead of the pod's service account token (nothing is sent).
     launcher_config["config"].update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
-    for name, value in {
+    launcher_env = {
         "DAGSTER_HOME": "/opt/dagster/dagster_home",
         "DAGSTER_K8S_INSTANCE_CONFIG_MAP": "dagster-instance",
         "DAGSTER_K8S_PG_PASSWORD_SECRET": "dagster-postgresql",
         "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP": "dagster-pipeline-env",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name, value in {**CODE_SERVER_SETTINGS, **CODE_SERVER_SECRETS}.items():
-        monkeypatch.setenv(name, value)
+    }
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name, value in {**launcher_env, **CODE_SERVER_SETTINGS, **CODE_SERVER_SECRETS}.items():
+            monkeypatch.setenv(name, value)
+        with launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, _):
+            launcher = instance.run_launcher
+            # What K8sRunLauncher._launch_k8s_job_with_args builds before it sends the Job.
+            container_context = launcher.get_container_context_for_run(run)
+            return construct_dagster_k8s_job(
+                job_config=container_context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher),
+                args=["dagster", "api", "execute_run"],
+                job_name=get_job_name_from_run_id(run.run_id),
+                pod_name=get_job_name_from_run_id(run.run_id),
+                component="run_worker",
+                user_defined_k8s_config=container_context.run_k8s_config,
+                labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
+                env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name}],
+            )
 
-    with launchable_run(launcher_config, IMAGE, tmp_path) as (instance, run, _):
-        launcher = instance.run_launcher
-        # What K8sRunLauncher._launch_k8s_job_with_args builds before it sends the Job.
-        container_context = launcher.get_container_context_for_run(run)
-        job = construct_dagster_k8s_job(
-            job_config=container_context.get_k8s_job_config(job_image=IMAGE, run_launcher=launcher),
-            args=["dagster", "api", "execute_run"],
-            job_name=get_job_name_from_run_id(run.run_id),
-            pod_name=get_job_name_from_run_id(run.run_id),
-            component="run_worker",
-            user_defined_k8s_config=container_context.run_k8s_config,
-            labels={"dagster/job": run.job_name, "dagster/run-id": run.run_id},
-            env_vars=[{"name": "DAGSTER_RUN_JOB_NAME", "value": run.job_name}],
-        )
 
+def test_a_runs_job_gets_the_secrets_resources_and_service_account(run_job):
+    job = run_job
     pod = job.spec.template.spec
     [container] = pod.containers
     assert container.image == IMAGE
@@ -107,6 +126,53 @@ def test_a_runs_job_gets_the_secrets_resources_and_service_account(values, monke
     assert container.resources.requests == {"cpu": "2", "memory": "4Gi"}
     assert container.resources.limits == {"cpu": "2", "memory": "4Gi"}  # the CPU limit = the build workers
     assert not [value for value in CODE_SERVER_SECRETS.values() if value in str(job.to_dict())]
+    # The RDS CA bundle at the path of the DSNs' sslrootcert, from the ConfigMap.
+    [mount] = [m for m in container.volume_mounts if m.mount_path == BUNDLE]
+    [volume] = [v for v in pod.volumes if v.name == mount.name]
+    assert (volume.config_map.name, mount.sub_path, mount.read_only) == ("rds-ca-bundle", "global-bundle.pem", True)
+    # SIGTERM, then 30 s: room for the drain's 20 s. At most an hour per run.
+    assert pod.termination_grace_period_seconds == 30
+    assert job.spec.active_deadline_seconds == 3600
+
+
+def test_checkov_passes_the_rendered_job(run_job, tmp_path):
+    """The manifest that can be rendered here (the chart itself needs a helm binary): checkov's Kubernetes
+    checks on a run's Job, in the launcher's namespace, with the skips its annotations give (values.yaml)."""
+    manifest = {"apiVersion": "batch/v1", "kind": "Job", **ApiClient().sanitize_for_serialization(run_job)}
+    manifest["metadata"]["namespace"] = "dagster"  # job_namespace: the launcher creates the Job there
+    (tmp_path / "run-job.yaml").write_text(yaml.safe_dump(manifest))
+    assert CHECKOV.exists(), "make install creates checkov's venv"
+    result = subprocess.run(
+        [str(CHECKOV), "--quiet", "--compact", "--skip-download", "--framework", "kubernetes", "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Failed checks: 0, Skipped checks: 6" in result.stdout
+    assert run_job.spec.template.spec.security_context.run_as_user == 10001
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        ("dagsterWebserver",),
+        ("dagsterDaemon",),
+        ("dagster-user-deployments", "deployments", 0),
+        ("runLauncher", "config", "k8sRunLauncher"),
+    ],
+    ids=lambda where: where[0],
+)
+def test_every_pod_that_opens_a_dsn_has_the_rds_ca_bundle(values, where):
+    """The chart's webserver and daemon images have no RDS bundle, nor does a default build of this one."""
+    assert values["postgresql"]["postgresqlParams"] == {"sslmode": "verify-full", "sslrootcert": BUNDLE}
+    pod = values
+    for key in where:
+        pod = pod[key]
+    [mount] = [m for m in pod["volumeMounts"] if m["mountPath"] == BUNDLE]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "rds-ca-bundle" and mount["subPath"] == "global-bundle.pem"
 
 
 def test_the_charts_concurrency_is_enabled_with_the_packaged_limits(values):

@@ -1,0 +1,174 @@
+"""deploy/rds/*.sql on a Postgres 16 of its own (roles are cluster-wide: a fresh cluster, as a new RDS instance
+is), run with psql as docs/deploy.md runs them, by a master built like RDS's (NOSUPERUSER CREATEDB CREATEROLE,
+member of nothing). Then `logins-pipeline migrate` as logins_owner, and a drain as the production roles:
+logins_writer_app writes the rows, and Dagster's storage lives in the database `dagster` as the role dagster.
+Each grant the bootstrap needs, removed, fails a step with PostgreSQL's own error."""
+
+import json
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from logins_pipeline import settings
+from logins_pipeline.cli.main import main as cli_main
+from logins_pipeline.local.environment import create_queues, write_dagster_yaml
+from logins_pipeline.local.services import PG_BIN, LocalPostgres, free_port
+from logins_pipeline_tests.conftest import sample_events
+from logins_pipeline_tests.harness import sqs_resource
+from logins_pipeline_tests.stack import REPO
+
+pytestmark = pytest.mark.integration
+
+RDS = REPO / "deploy" / "rds"
+MASTER = "logins_admin"  # database.yaml's MasterUsername
+PASSWORDS = {"master": "m-pw", "owner_password": "o-pw", "dagster_password": "d-pw", "writer_password": "w-pw"}
+
+
+class RdsLike:
+    """A fresh Postgres cluster whose only non-superuser role is a master like RDS's."""
+
+    def __init__(self, postgres: LocalPostgres):
+        self.postgres = postgres
+
+    def dsn(self, user: str, password: str, database: str) -> str:
+        return f"postgresql://{user}:{quote(password)}@127.0.0.1:{self.postgres.port}/{database}"
+
+    def psql(self, sql_file: Path, user: str, password: str, database: str, variables: dict[str, str]):
+        variable_args = [arg for name, value in variables.items() for arg in ("-v", f"{name}={value}")]
+        command = [str(PG_BIN / "psql"), self.dsn(user, password, database), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        return subprocess.run(
+            [*command, *variable_args, "-f", str(sql_file)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def bootstrap(self, sql_file: Path = RDS / "bootstrap.sql"):
+        return self.psql(
+            sql_file,
+            MASTER,
+            PASSWORDS["master"],
+            "postgres",
+            {name: PASSWORDS[name] for name in ("owner_password", "dagster_password")},
+        )
+
+    def logins(self, sql_file: Path = RDS / "logins.sql"):
+        return self.psql(
+            sql_file,
+            "logins_owner",
+            PASSWORDS["owner_password"],
+            "logins",
+            {"writer_password": PASSWORDS["writer_password"]},
+        )
+
+
+@pytest.fixture
+def rds(tmp_path) -> Iterator[RdsLike]:
+    postgres = LocalPostgres(tmp_path / "rds", port=free_port())
+    postgres.start()
+    try:
+        with psycopg.connect(postgres.admin_dsn("postgres"), autocommit=True) as conn:
+            conn.execute("DROP DATABASE logins")  # LocalPostgres makes one; a new RDS instance has none
+            conn.execute(f"CREATE ROLE {MASTER} LOGIN NOSUPERUSER CREATEDB CREATEROLE PASSWORD '{PASSWORDS['master']}'")
+            memberships = conn.execute(
+                "SELECT count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+                (MASTER,),
+            ).fetchone()
+            assert memberships == (0,)
+        yield RdsLike(postgres)
+    finally:
+        postgres.stop()
+
+
+def without(tmp_path: Path, sql_file: Path, line: str) -> Path:
+    text = sql_file.read_text()
+    assert text.count(line + "\n") == 1, line
+    broken = tmp_path / sql_file.name
+    broken.write_text(text.replace(line + "\n", ""))
+    return broken
+
+
+def cli(command: str, env: dict[str, str]) -> str:
+    result = CliRunner().invoke(cli_main, [command], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.slow
+def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_services, tmp_path):
+    _, base_env = local_services
+    bootstrapped = rds.bootstrap()
+    assert bootstrapped.returncode == 0, bootstrapped.stderr
+
+    owner_dsn = rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")
+    assert "applied migrations" in cli("migrate", {settings.POSTGRES_ADMIN_DSN: owner_dsn})
+    made_logins = rds.logins()
+    assert made_logins.returncode == 0, made_logins.stderr
+    alice = {"login": "alice", "password": "a-pw", "group_role": "pii_reader"}
+    person = rds.psql(RDS / "person.sql", "logins_owner", PASSWORDS["owner_password"], "logins", alice)
+    assert person.returncode == 0, person.stderr
+
+    name = f"rds-{uuid.uuid4().hex[:8]}"
+    queue_url = create_queues(sqs_resource(base_env).client(), name=name, dlq_name=f"{name}-dlq")
+    write_dagster_yaml(tmp_path / "dagster_home")
+    writer_dsn = rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")
+    env = {
+        **base_env,
+        settings.QUEUE_URL: queue_url,
+        settings.POSTGRES_DSN: writer_dsn,
+        settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
+        **dict(
+            zip(
+                settings.DAGSTER_PG,
+                ("dagster", PASSWORDS["dagster_password"], "127.0.0.1", str(rds.postgres.port), "dagster"),
+                strict=True,
+            )
+        ),
+    }
+    for name_ in (settings.POSTGRES_ADMIN_DSN, settings.ANALYST_DSN, settings.PII_READER_DSN):
+        env.pop(name_, None)  # nothing but the writer's login reaches the logins database
+    events = sample_events()
+    assert sqs_resource(env).send_bodies([json.dumps(event) for event in events]) == 0
+    cli("run", env)
+
+    with psycopg.connect(writer_dsn) as conn:
+        stored = conn.execute("SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM login_quarantine)")
+        assert stored.fetchone() == (len(events),)  # every message a row or a quarantined row
+        assert conn.execute("SELECT current_user, pg_has_role('logins_writer', 'MEMBER')").fetchone() == (
+            "logins_writer_app",
+            True,
+        )
+    dagster_dsn = rds.dsn("dagster", PASSWORDS["dagster_password"], "dagster")
+    with psycopg.connect(dagster_dsn) as conn:
+        owners = conn.execute("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()
+        assert owners == [("dagster",)]
+        assert conn.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'").fetchone() == (1,)
+    with psycopg.connect(rds.dsn("alice", "a-pw", "logins")) as conn:
+        assert conn.execute("SELECT pg_has_role('pii_reader', 'MEMBER')").fetchone() == (True,)
+
+
+@pytest.mark.parametrize("line", ["GRANT logins_owner TO CURRENT_USER;", "GRANT dagster TO CURRENT_USER;"])
+def test_without_the_masters_membership_create_database_owner_fails(rds, tmp_path, line):
+    owner = line.split()[1]
+    result = rds.bootstrap(without(tmp_path, RDS / "bootstrap.sql", line))
+    assert result.returncode != 0
+    assert f'must be able to SET ROLE "{owner}"' in result.stderr
+
+
+def test_without_the_connect_grant_the_writer_cannot_reach_the_database(rds, tmp_path):
+    assert rds.bootstrap().returncode == 0
+    owner_dsn = rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")
+    cli("migrate", {settings.POSTGRES_ADMIN_DSN: owner_dsn})
+    broken = without(
+        tmp_path, RDS / "logins.sql", "GRANT CONNECT ON DATABASE logins TO logins_writer, analyst, pii_reader;"
+    )
+    assert rds.logins(broken).returncode == 0
+    with pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'):
+        psycopg.connect(rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")).close()
