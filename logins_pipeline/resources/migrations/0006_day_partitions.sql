@@ -1,8 +1,8 @@
 -- user_logins by day, step 3 of 4 (see 0004): user_logins and pii_vault.login_pii become tables partitioned
 -- by create_date, one partition a day, each with a DEFAULT partition, so that a login of a day that has no
 -- partition yet is stored all the same (never a failed chunk). Partitions are made ahead of need by
--- public.logins_create_day (this migration: yesterday to a week ahead; then the daily `retention`), which
--- also moves a day's rows out of the default partitions. Safe to run twice.
+-- public.logins_create_day (0007: yesterday to a week ahead; then the daily `retention`), which also moves
+-- a day's rows out of the default partitions. Safe to run twice.
 
 -- The range partitions of a partitioned table (not its default), with their days [first_day, end_day).
 CREATE OR REPLACE FUNCTION public.logins_day_partitions(p_parent regclass)
@@ -146,6 +146,3 @@ BEGIN
             REFERENCES public.user_logins (message_id, create_date) ON DELETE CASCADE;
     END IF;
 END $$;
-
-SELECT public.logins_create_day(day::date)
-FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS day;

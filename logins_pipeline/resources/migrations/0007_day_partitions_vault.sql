@@ -3,6 +3,10 @@
 -- with their login's create_date. A copy (the old vault had no create_date), run beside the drain: the day
 -- partitions are made in one short transaction, then the rows are copied holding no lock that stops a
 -- drain. Until it ends, `reveal` of a login stored before 0006 finds nothing. Safe to run again.
+
+-- The days from yesterday to a week ahead (then the daily `retention` keeps a week ahead).
+SELECT public.logins_create_day(day::date)
+FROM generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day') AS day;
 DO $$
 BEGIN
     IF to_regclass('pii_vault.login_pii_before_partitioning') IS NOT NULL THEN
