@@ -76,7 +76,7 @@ def test_a_million_row_table_is_partitioned_while_a_drain_writes_nothing_lost_or
     monkeypatch.setattr(ingest, "apply_migrations", lambda conn: [])
     writer = PostgresResource(dsn=pipeline.env[settings.POSTGRES_DSN])
     limits = DrainLimits(chunk_size=100, receivers=1, build_processes=0)
-    outcome = {}
+    outcome: dict[str, ingest.DrainSummary] = {}
     draining = threading.Thread(
         target=lambda: outcome.update(summary=drain(pipeline.sqs, writer, PiiKeys(pipeline.key), limits))
     )
