@@ -5,14 +5,16 @@
 -- a day's rows out of the default partitions. Safe to run twice.
 
 -- The range partitions of a partitioned table (not its default), with their days [first_day, end_day).
-CREATE OR REPLACE FUNCTION public.logins_day_partitions(p_parent regclass)
-    RETURNS TABLE (partition regclass, first_day date, end_day date)
-    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT c.oid::regclass, bounds[1]::date, bounds[2]::date
+-- SECURITY DEFINER: it reads only the catalog, but naming a vault table needs USAGE on its schema.
+CREATE OR REPLACE FUNCTION public.logins_day_partitions(p_parent text)
+    RETURNS TABLE (partition text, first_day date, end_day date)  -- partition: schema.name
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT format('%I.%I', n.nspname, c.relname), bounds[1]::date, bounds[2]::date
     FROM pg_inherits AS i
-    JOIN pg_class AS c ON c.oid = i.inhrelid,
+    JOIN pg_class AS c ON c.oid = i.inhrelid
+    JOIN pg_namespace AS n ON n.oid = c.relnamespace,
     LATERAL regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS bounds
-    WHERE i.inhparent = p_parent AND bounds IS NOT NULL
+    WHERE i.inhparent = p_parent::regclass AND bounds IS NOT NULL
     ORDER BY 2
 $$;
 
