@@ -31,6 +31,15 @@ ALL = (
 POSTGRES_ADMIN_DSN = "LOGINS_POSTGRES_ADMIN_DSN"  # the schema's owner: migrate, reset, rotate-tokens
 PII_READER_DSN = "LOGINS_PII_READER_DSN"  # a login in the pii_reader role: reveal
 ANALYST_DSN = "LOGINS_ANALYST_DSN"  # a login in the analyst role (the local services' demo user)
+# A login in the logins_retention role: the daily `retention` (its schedule's runs and the command) makes days
+# ahead and drops expired ones. Not the writer's: the pipeline may not drop what it stored.
+RETENTION_DSN = "LOGINS_RETENTION_DSN"
+
+# Retention, in days (README "Retention"); unset: kept forever. Read by the `retention` schedule and command,
+# and by the drain (a login older than LOGINS_RETENTION_DAYS is quarantined as `expired`).
+RETENTION_DAYS = "LOGINS_RETENTION_DAYS"  # user_logins and the row-level analytics
+VAULT_RETENTION_DAYS = "LOGINS_VAULT_RETENTION_DAYS"  # the vault's originals: shorter, an investigation window
+QUARANTINE_RETENTION_DAYS = "LOGINS_QUARANTINE_RETENTION_DAYS"  # login_quarantine
 
 # Not read by the code (it passes AWS_REGION to boto3 itself), but by the stock clients: the AWS CLI v1
 # and botocore look for AWS_DEFAULT_REGION, not AWS_REGION. `logins-pipeline env` exports both.
@@ -41,7 +50,14 @@ AWS_ENDPOINT_URL_SNS = "AWS_ENDPOINT_URL_SNS"  # read by boto3 itself; unset for
 ALERT_SNS_TOPIC_ARN = "LOGINS_ALERT_SNS_TOPIC_ARN"  # run-failure alerts are published here; unset: none
 LOG_FORMAT = "LOGINS_LOG_FORMAT"  # "json": one JSON object per log line (CLI and runs)
 
-OPTIONAL = (AWS_ENDPOINT_URL_SNS, ALERT_SNS_TOPIC_ARN, LOG_FORMAT)
+OPTIONAL = (
+    AWS_ENDPOINT_URL_SNS,
+    ALERT_SNS_TOPIC_ARN,
+    LOG_FORMAT,
+    RETENTION_DAYS,
+    VAULT_RETENTION_DAYS,
+    QUARANTINE_RETENTION_DAYS,
+)
 
 # Dagster's instance storage (runs, events, schedules) in Postgres: read by logins_pipeline/dagster.yaml.
 DAGSTER_PG = ("DAGSTER_PG_USERNAME", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB")

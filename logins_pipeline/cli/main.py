@@ -308,6 +308,24 @@ def analytics_command(days):
         click.echo(day_figures_table(conn, wanted))
 
 
+@main.command("retention")
+@clear_errors
+def retention_command():
+    """One pass of the daily `retention` schedule, as a logins_retention login (LOGINS_RETENTION_DSN), recorded
+    at DAGSTER_HOME: day partitions a week ahead, then the days past LOGINS_RETENTION_DAYS,
+    LOGINS_VAULT_RETENTION_DAYS and LOGINS_QUARANTINE_RETENTION_DAYS dropped (unset: kept forever)."""
+    from logins_pipeline.cli.run import run_retention_job  # imports Dagster's definitions: only when needed
+
+    _require(settings.DAGSTER_HOME)
+    _require(settings.RETENTION_DSN)
+    outcome = run_retention_job()
+    if not outcome.success:
+        click.echo(f"error: run {outcome.run_id} failed: {outcome.error}", err=True)
+        sys.exit(1)
+    for name, value in outcome.metadata.items():
+        click.echo(f"{name:40} {value}")
+
+
 @main.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @clear_errors

@@ -89,3 +89,16 @@ def run_analytics_day(day: str, instance: dg.DagsterInstance | None = None) -> R
         for m in result.asset_materializations_for_node("daily_analytics")
     }
     return RunOutcome(result.run_id, True, metadata=figures)
+
+
+def run_retention_job(instance: dg.DagsterInstance | None = None) -> RunOutcome:
+    """One retention pass (the `retention` schedule's job); metadata: what it made and removed."""
+    result = defs.resolve_job_def("retention_job").execute_in_process(
+        instance=instance or _open_instance(),
+        run_config=dg.RunConfig(loggers={"console": {"config": {"log_level": "WARNING"}}}),
+        raise_on_error=False,
+    )
+    if not result.success:
+        return RunOutcome(result.run_id, False, error=_first_failure(result))
+    (materialization,) = result.asset_materializations_for_node("logins_retention")
+    return RunOutcome(result.run_id, True, metadata={k: v.value for k, v in materialization.metadata.items()})

@@ -30,6 +30,8 @@ def resources_from_env() -> dict[str, Any]:
     return {
         "sqs": SQSResource(queue_url=dg.EnvVar(settings.QUEUE_URL), region_name=dg.EnvVar(settings.AWS_REGION)),
         "postgres": PostgresResource(dsn=dg.EnvVar(settings.POSTGRES_DSN)),
+        # the daily retention pass's login (logins_retention), not the writer's; unset, that pass fails alone
+        "retention_postgres": PostgresResource(dsn=_optional_env(settings.RETENTION_DSN)),
         "masking": MaskingResource(
             key=dg.EnvVar(settings.MASKING_KEY),
             environment=dg.EnvVar(settings.ENVIRONMENT),

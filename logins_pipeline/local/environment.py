@@ -36,6 +36,7 @@ LOGIN_ROLES = {
     settings.POSTGRES_DSN: ("logins_writer_local", "logins_writer"),
     settings.ANALYST_DSN: ("analyst_local", "analyst"),
     settings.PII_READER_DSN: ("pii_reader_local", "pii_reader"),
+    settings.RETENTION_DSN: ("logins_retention_local", "logins_retention"),
 }
 
 

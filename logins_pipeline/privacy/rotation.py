@@ -15,8 +15,8 @@ from logins_pipeline.core.vault import VaultEntry, VaultKey
 from logins_pipeline.resources.postgres import scalar
 
 OLD_ROWS_WITH_VAULT = """
-SELECT u.message_id, v.ip_ciphertext, v.device_id_ciphertext, v.vault_key_id
-FROM public.user_logins AS u JOIN pii_vault.login_pii AS v USING (message_id)
+SELECT u.message_id, v.ip_ciphertext, v.device_id_ciphertext, v.vault_key_id, u.create_date
+FROM public.user_logins AS u JOIN pii_vault.login_pii AS v USING (message_id, create_date)
 WHERE u.masking_key_id IS DISTINCT FROM %s
 LIMIT %s
 FOR UPDATE OF u
@@ -24,8 +24,9 @@ FOR UPDATE OF u
 UPDATE_TOKENS = """
 UPDATE public.user_logins AS u
 SET masked_ip = n.masked_ip, masked_device_id = n.masked_device_id, masking_key_id = %s
-FROM unnest(%s::varchar[], %s::varchar[], %s::varchar[]) AS n (message_id, masked_ip, masked_device_id)
-WHERE u.message_id = n.message_id
+FROM unnest(%s::varchar[], %s::date[], %s::varchar[], %s::varchar[])
+    AS n (message_id, create_date, masked_ip, masked_device_id)
+WHERE u.message_id = n.message_id AND u.create_date = n.create_date  -- the day: one partition, not every day's
 """
 
 
@@ -44,7 +45,9 @@ def rotate_tokens(
     while True:
         with conn.transaction():
             rows = conn.execute(OLD_ROWS_WITH_VAULT, (masking_key.key_id, batch_size)).fetchall()
-            tokens = [(row[0], *pii_tokens(masking_key, *vault_key.open_login(VaultEntry(*row)))) for row in rows]
+            tokens = [
+                (row[0], row[4], *pii_tokens(masking_key, *vault_key.open_login(VaultEntry(*row[:4])))) for row in rows
+            ]
             if tokens:
                 conn.execute(UPDATE_TOKENS, (masking_key.key_id, *map(list, zip(*tokens, strict=True))))
         if not rows:

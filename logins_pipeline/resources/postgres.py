@@ -48,8 +48,70 @@ def _recorded_versions(conn: psycopg.Connection) -> set[int]:
     return {version for (version,) in conn.execute("SELECT version FROM public.logins_schema_migrations")}
 
 
+# First line of a migration that must run outside a transaction (CREATE INDEX CONCURRENTLY): its statements
+# run one by one in autocommit mode. A statement ends at a line that starts unindented and ends with ";".
+NO_TRANSACTION = "-- migration: no transaction"
+
+
+def _statements(sql: str) -> list[str]:
+    statements, lines = [], []
+    for line in sql.splitlines():
+        lines.append(line)
+        if line[:1].strip() and not line.startswith("--") and line.rstrip().endswith(";"):
+            statements.append("\n".join(lines))
+            lines = []
+    if "\n".join(lines).strip():
+        statements.append("\n".join(lines))
+    return statements
+
+
+def _create_migrations_table(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS public.logins_schema_migrations"
+        " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+
+
+def _is_recorded(conn: psycopg.Connection, version: int) -> bool:
+    found = conn.execute("SELECT 1 FROM public.logins_schema_migrations WHERE version = %s", (version,))
+    return found.fetchone() is not None
+
+
+def _record(conn: psycopg.Connection, version: int) -> None:
+    conn.execute("INSERT INTO public.logins_schema_migrations (version) VALUES (%s)", (version,))
+
+
+def _apply_in_transaction(conn: psycopg.Connection, version: int, sql: str) -> bool:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        _create_migrations_table(conn)
+        if _is_recorded(conn, version):
+            return False
+        conn.execute(sql)
+        _record(conn, version)
+        return True
+
+
+def _apply_without_transaction(conn: psycopg.Connection, version: int, sql: str) -> bool:
+    """Each statement its own transaction, under the session's advisory lock. Every statement must be safe to
+    run again: an interrupted migration is not recorded and runs again from its first statement."""
+    statements = _statements(sql)
+    conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+    try:
+        _create_migrations_table(conn)
+        if _is_recorded(conn, version):
+            return False
+        for statement in statements:
+            conn.execute(statement)
+        _record(conn, version)
+        return True
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+
+
 def apply_migrations(conn: psycopg.Connection) -> list[int]:
-    """Apply the migrations this database lacks, each in its own transaction; returns those applied.
+    """Apply the migrations this database lacks, in order, each in its own transaction (or, if it says
+    NO_TRANSACTION, each of its statements); returns those applied. `conn` must be in autocommit mode.
 
     With none missing it runs no DDL at all, so the pipeline's logins_writer role, which may not, can call it."""
     shipped = migrations()
@@ -57,17 +119,9 @@ def apply_migrations(conn: psycopg.Connection) -> list[int]:
         return []
     applied = []
     for version, sql in shipped:
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS public.logins_schema_migrations"
-                " (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = conn.execute("SELECT 1 FROM public.logins_schema_migrations WHERE version = %s", (version,))
-            if done.fetchone() is None:
-                conn.execute(sql)
-                conn.execute("INSERT INTO public.logins_schema_migrations (version) VALUES (%s)", (version,))
-                applied.append(version)
+        apply = _apply_without_transaction if sql.startswith(NO_TRANSACTION) else _apply_in_transaction
+        if apply(conn, version, sql):
+            applied.append(version)
     return applied
 
 
@@ -106,9 +160,11 @@ def _insert_rows(conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch) ->
 
     Rows are new unless their messages came before (a redelivery, or a run that died between COMMIT and
     delete), so they are first COPied straight into user_logins. If one was stored before, the COPY fails
-    on the unique message_id and is undone (Postgres logs that error, with the message id), and the rows
-    go through a staging table and INSERT ... ON CONFLICT DO NOTHING instead: a redelivered message is a
-    no-op. The straight COPY saves Postgres half its work on the usual chunk."""
+    on the unique (message_id, create_date) and is undone (Postgres logs that error, with the message id),
+    and the rows go through a staging table and INSERT ... ON CONFLICT DO NOTHING instead: a redelivered
+    message (same id, same create_date: core/origin.py) is a no-op. The straight COPY saves Postgres half its
+    work on the usual chunk. ON CONFLICT names no target: it holds on the unpartitioned table too, whose
+    unique key is message_id, while migrations 0004-0007 turn it into the partitioned one beside a drain."""
     rows = list(zip(*_copy_value_lists(batch), strict=True))
     try:
         with conn.transaction():  # a savepoint
@@ -124,7 +180,7 @@ def _insert_rows(conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch) ->
     column_list = ", ".join(COLUMNS)
     cur.execute(
         f"INSERT INTO public.user_logins ({column_list}) SELECT {column_list} FROM user_logins_staging"
-        " ON CONFLICT (message_id) DO NOTHING"
+        " ON CONFLICT DO NOTHING"
     )
     return cur.rowcount
 
@@ -134,16 +190,22 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
     no-op."""
     with conn.transaction(), conn.cursor() as cur:
         inserted = _insert_rows(conn, cur, batch)
-        if batch.vault:  # after the rows: each vault row references its login
-            # ON CONFLICT without a target (the only unique key is message_id): naming the column would need
-            # SELECT on it, and logins_writer may only INSERT into the vault.
+        if batch.vault:  # after the rows: each vault row references its login (message_id, create_date)
+            # ON CONFLICT without a target: naming the key's columns would need SELECT on them, and
+            # logins_writer may only INSERT into the vault.
+            day_of = dict(zip(batch.rows["message_id"], batch.rows["create_date"].dt.date, strict=True))
             cur.execute(
-                "INSERT INTO pii_vault.login_pii (message_id, ip_ciphertext, device_id_ciphertext, vault_key_id)"
-                " SELECT * FROM unnest(%b::varchar[], %b::bytea[], %b::bytea[], %b::varchar[])"  # binary: bytea as is
+                "INSERT INTO pii_vault.login_pii"
+                " (message_id, create_date, ip_ciphertext, device_id_ciphertext, vault_key_id)"
+                # binary parameters: bytea as is
+                " SELECT * FROM unnest(%b::varchar[], %b::date[], %b::bytea[], %b::bytea[], %b::varchar[])"
                 " ON CONFLICT DO NOTHING",
                 [
                     list(column)
-                    for column in zip(*((e.message_id, e.ip, e.device_id, e.key_id) for e in batch.vault), strict=True)
+                    for column in zip(
+                        *((e.message_id, day_of[e.message_id], e.ip, e.device_id, e.key_id) for e in batch.vault),
+                        strict=True,
+                    )
                 ],
             )
         quarantined = 0

@@ -48,7 +48,7 @@ def test_an_installed_copy_loads_without_the_projects_pyproject_toml(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    jobs = "['daily_analytics_job', 'ingest_logins_job']"
+    jobs = "['daily_analytics_job', 'ingest_logins_job', 'retention_job']"
     assert result.stdout.splitlines() == [str(tmp_path / "logins_pipeline" / "__init__.py"), jobs]
 
 
@@ -63,7 +63,14 @@ def test_each_definition_is_found_once():
 def test_assets_checks_sensor_and_job_are_defined():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"raw_login_messages", "masked_logins", "user_logins", "login_quarantine", *ANALYTICS}
+    assert keys == {
+        "raw_login_messages",
+        "masked_logins",
+        "user_logins",
+        "login_quarantine",
+        *ANALYTICS,
+        "logins_retention",
+    }
     assert {c.name for c in graph.asset_check_keys} == {
         "no_null_user_id",
         "masked_values_are_tokens",
@@ -125,4 +132,11 @@ def test_user_logins_checks_block_and_the_analytics_wait_for_them():
 def test_the_analytics_automation_sensor_runs_by_default_without_a_cron():
     sensor = defs.resolve_sensor_def("analytics_automation")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    assert not defs.schedules
+    assert [schedule.name for schedule in defs.schedules or []] == ["retention"]  # no cron for the analytics
+
+
+def test_the_retention_schedule_runs_daily_by_default():
+    schedule = defs.resolve_schedule_def("retention")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 0 * * *", "UTC")
+    assert schedule.job_name == "retention_job"

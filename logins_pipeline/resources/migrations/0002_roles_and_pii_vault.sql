@@ -59,7 +59,8 @@ CREATE OR REPLACE TRIGGER reveal_audit_no_truncate BEFORE TRUNCATE ON pii_vault.
 -- The only way into the vault for pii_reader: it appends the audit row, then returns the ciphertexts
 -- (decrypted by `logins-pipeline reveal` with LOGINS_VAULT_KEY). It runs as its owner, so the reader
 -- needs no privilege on either table; search_path is pinned so nothing the caller creates is resolved.
-CREATE OR REPLACE FUNCTION pii_vault.reveal(p_message_id varchar, p_reason text)
+DROP FUNCTION IF EXISTS pii_vault.reveal(varchar, text);  -- 0008 changed what it returns: run again, 0002 made it anew
+CREATE FUNCTION pii_vault.reveal(p_message_id varchar, p_reason text)
     RETURNS TABLE (audit_id bigint, ip_ciphertext bytea, device_id_ciphertext bytea, vault_key_id varchar)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
