@@ -26,7 +26,7 @@ GROUP = "logins"
 DAYS_WRITTEN_MARGIN_S = 1  # rows are looked for this much further back than the drain lasted (clock slack)
 POOL = "logins_ingest"  # the instance limits how many runs hold it at once (dagster.yaml: concurrency.pools)
 # A run expected to reach its message or time bound within this long tags itself ENDING_TAG, and the sensor
-# starts its successor meanwhile (its 30 s interval and a run's start-up), so a live stream is never left
+# starts its successor meanwhile (its 10 s interval and a run's start-up: 15-20 s here), so a live stream is never left
 # without a run.
 HANDOVER_SECONDS = 60
 ENDING_TAG = "logins/ending"
