@@ -8,7 +8,7 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics down clean
+.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics bench-stream down clean
 
 # checkov (the security scanner of `make lint`) pins boto3, policy_sentry and packaging below the project's
 # own pins, so it lives in a venv of its own, named by its version.
@@ -102,8 +102,14 @@ chaos: install
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md: the drain (LocalStack
 # and AWS-like SQS through the harness; about 30 minutes here), then the analytics partition (below).
-bench: install bench-analytics
+bench: install bench-analytics bench-stream
 	PYTHONPATH=. $(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
+
+# Steady streams of 100 and 1,000 logins a second for 2 minutes each, drained by the sensor's runs (webserver and
+# daemon on a Postgres instance, its own services): send->commit delay p50/p95/p99/max, the first login after
+# an idle queue, exactly-once, API calls per message; writes docs/benchmarks.md (its stream-bench markers).
+bench-stream: install
+	PYTHONPATH=. $(BIN)/python benchmarks/stream_bench.py --write docs/benchmarks.md
 
 # One day's analytics partition over 1,000,000 rows (target < 10 s), on a Postgres of its own; writes the
 # figures and the query plans to docs/benchmarks.md (between its analytics-bench markers). A few minutes.

@@ -10,6 +10,7 @@ processing keeps failing is isolated from its chunk (isolation.py) and left for 
 
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -42,6 +44,9 @@ class DrainLimits:
     receivers: int = 4
     visibility_timeout: int | None = None  # seconds; default: the SQS resource's
     build_processes: int = BUILD_PROCESSES  # worker processes building batches; 0 builds them in the run's own
+    batching_window: float | None = 5.0  # seconds a chunk's first message waits for more (None: no window)
+    idle_seconds: float = 0.0  # receive on this long after the last message when the queue runs dry (0: end)
+    max_seconds: float = 900.0  # no new chunk is received after this long
 
 
 @dataclass
@@ -57,14 +62,24 @@ class DrainSummary:
     oldest_sent_at: datetime | None = None
     reasons: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
+    delays: array = field(default_factory=lambda: array("f"))  # SentTimestamp -> COMMIT, seconds, per message
 
     @property
     def rate(self) -> float:
         return self.received / self.seconds if self.seconds else 0.0
 
+    def delay_percentiles(self) -> dict[str, float]:
+        """Send->commit delay in seconds: {"p50", "p95", "max"}; empty if nothing was committed."""
+        if not self.delays:
+            return {}
+        p50, p95, most = np.percentile(np.frombuffer(self.delays, dtype=np.float32), [50, 95, 100])
+        return {"p50": float(p50), "p95": float(p95), "max": float(most)}
 
-def _record(summary: DrainSummary, messages: list[ReceivedMessage], stored: Stored) -> None:
+
+def _record(summary: DrainSummary, messages: list[ReceivedMessage], stored: Stored, committed_at: float) -> None:
+    """Add a stored chunk to the summary; `committed_at` is the time.time() just after its COMMIT."""
     summary.chunks += 1
+    summary.delays.extend(committed_at - m.sent_timestamp_ms / 1000 for m in stored.committed)
     summary.received += len(messages)
     summary.inserted += stored.inserted
     summary.duplicates += stored.duplicates
@@ -85,6 +100,21 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
+def _delete(sqs: SQSResource, heartbeat: VisibilityHeartbeat, messages: list[ReceivedMessage], threads: int) -> int:
+    """Delete committed messages; how many were not deleted (they come back after the visibility timeout and
+    are skipped as duplicates)."""
+
+    def deleted(n: int, group: list[ReceivedMessage]) -> None:
+        heartbeat.release(group)  # no renewal for what is gone (or failed to go: skipped when it comes back)
+        if n == 0:
+            failpoint("mid_delete")
+
+    try:
+        return sqs.delete_all(messages, threads, after_group=deleted)
+    finally:
+        heartbeat.release(messages)
+
+
 def drain(
     sqs: SQSResource,
     postgres: PostgresResource,
@@ -93,8 +123,11 @@ def drain(
     progress: Callable[[DrainSummary], None] = lambda summary: None,
     stop: threading.Event | None = None,
 ) -> DrainSummary:
-    """Drain up to limits.max_messages, or until `stop` is set (then the chunk in flight is finished and
-    what was received after it goes back to the queue). The stages overlap: while chunk N is committed,
+    """Drain up to limits.max_messages, for up to limits.max_seconds, until the queue has been dry for
+    limits.idle_seconds (0: as soon as it is dry), or until `stop` is set (then the chunk in flight is
+    finished and what was received after it goes back to the queue). A chunk closes when it is full, when
+    the queue is dry, or when its batching window has passed while the run keeps up with the queue
+    (SQSResource.receive_chunk). The stages overlap: while chunk N is committed,
     the next chunks are being built (pipeline.py) and received, and chunk N-1 deleted; a chunk is deleted
     only after its COMMIT."""
     try:
@@ -123,6 +156,7 @@ def _drain(
     summary = DrainSummary()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
     received = 0  # messages received so far: what counts against limits.max_messages
+    last_message = started  # when the last chunk with messages came in (time.monotonic())
 
     with (
         postgres.connect() as conn,
@@ -132,36 +166,34 @@ def _drain(
 
         def receive_next() -> Future[ReceivedChunk] | None:
             wanted = min(limits.chunk_size, limits.max_messages - received)
-            if wanted <= 0 or stop.is_set():
+            if wanted <= 0 or stop.is_set() or time.monotonic() - started >= limits.max_seconds:
                 return None
-            return pool.submit(sqs.receive_chunk, wanted, limits.receivers, timeout, heartbeat.hold, stop)
+            return pool.submit(
+                sqs.receive_chunk, wanted, limits.receivers, timeout, heartbeat.hold, stop, limits.batching_window
+            )
 
-        def deleted(n: int, group: list[ReceivedMessage]) -> None:
-            heartbeat.release(group)  # no renewal for what is gone (or failed to go: skipped when it comes back)
-            if n == 0:
-                failpoint("mid_delete")
-
-        def delete(messages: list[ReceivedMessage]) -> int:
-            try:
-                return sqs.delete_all(messages, limits.receivers, after_group=deleted)
-            finally:
-                heartbeat.release(messages)
+        def idle() -> bool:
+            """The queue has had nothing for the run for limits.idle_seconds: it ends."""
+            return time.monotonic() - last_message >= limits.idle_seconds
 
         def received_chunks() -> Iterator[list[ReceivedMessage] | None]:
-            nonlocal received
+            nonlocal received, last_message
             receiving = receive_next()
             while receiving is not None:
                 if not wait([receiving], timeout=POLL_SECONDS).done:
                     yield None  # no new chunk yet: store_chunks commits what is built meanwhile
                     continue
                 chunk = receiving.result()
-                if not chunk.messages or stop.is_set():
+                if stop.is_set():
                     return
-                failpoint("after_receive")
-                received += len(chunk.messages)
-                # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry
-                receiving = None if chunk.dry else receive_next()
-                yield [with_origin(m, keys.masking) for m in chunk.messages]
+                if chunk.messages:
+                    last_message = time.monotonic()
+                    failpoint("after_receive")
+                    received += len(chunk.messages)
+                # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry and idle
+                receiving = None if (chunk.dry or not chunk.messages) and idle() else receive_next()
+                if chunk.messages:
+                    yield [with_origin(m, keys.masking) for m in chunk.messages]
 
         try:
             apply_migrations(conn)
@@ -169,12 +201,15 @@ def _drain(
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             with closing(store_chunks(conn, received_chunks(), keys, limits.build_processes)) as stored_chunks:
                 for messages, stored in stored_chunks:  # COMMIT happens here ...
+                    committed_at = time.time()
                     failpoint("after_commit")
                     heartbeat.release(stored.failed)
                     if deleting is not None:
                         summary.delete_failures += deleting.result()
-                    deleting = pool.submit(delete, stored.committed)  # ... and only then delete
-                    _record(summary, messages, stored)
+                    deleting = pool.submit(
+                        _delete, sqs, heartbeat, stored.committed, limits.receivers
+                    )  # ... then delete
+                    _record(summary, messages, stored, committed_at)
                     summary.seconds = time.monotonic() - started
                     progress(summary)
             if deleting is not None:

@@ -32,8 +32,8 @@ EMPTY_RECEIVES_TO_DRY = 2
 # AWS refuses receives with OverLimit while a standard queue has ~120,000 messages in flight (parallel runs
 # holding full chunks can get there): the receiver pauses about this long, then tries again, until the deadline.
 OVER_LIMIT, OVER_LIMIT_PAUSE = "OverLimit", 1.0
-# A chunk stops filling after this long even if messages keep coming: a trickle that arrives about as fast
-# as it is received would otherwise hold a chunk open, uncommitted, for as long as it lasts.
+# A chunk stops filling after this long even while a backlog waits (the batching window, below, closes it
+# sooner under a live stream).
 FILL_SECONDS = 60
 _SESSION_LOCK = threading.Lock()
 
@@ -70,6 +70,19 @@ class QueueDepth:
 class ReceivedChunk:
     messages: list[ReceivedMessage]
     dry: bool  # the queue had nothing visible when the chunk ended: the run need not ask again
+
+
+def _closes_on_time(messages: list[ReceivedMessage], opened: float | None, window: float) -> bool:
+    """Whether a receive's answer closes its chunk on time: the chunk's first message came in `window`
+    seconds ago or more, and this receive brought messages, none of which had waited longer than the window
+    (by its SentTimestamp). A live stream the run keeps up with closes its chunks every window; a backlog
+    (messages older than the window: the run is behind, and full chunks drain it fastest) fills them. An
+    empty receive decides nothing: AWS answers some receives empty while a backlog waits, and the dry check
+    ends a chunk whose queue is really empty."""
+    if opened is None or not messages or time.monotonic() - opened < window:
+        return False
+    oldest_ms = min(m.sent_timestamp_ms for m in messages)
+    return time.time() * 1000 - oldest_ms <= window * 1000
 
 
 class _Budget:
@@ -177,9 +190,11 @@ class SQSResource(ResourceWithBoto3Configuration):
         visibility_timeout: int | None = None,
         hold: Callable[[list[ReceivedMessage], float], object] = lambda messages, since: None,
         stop: threading.Event | None = None,
+        window: float | None = None,
     ) -> "ReceivedChunk":
         """Up to `limit` messages, received by `receivers` threads in parallel until the chunk is full, the
-        queue is dry (see `_is_dry`), the chunk has been filling for FILL_SECONDS, or `stop` is set.
+        queue is dry (see `_is_dry`), its batching `window` has passed (see `_closes_on_time`), the chunk
+        has been filling for FILL_SECONDS, or `stop` is set.
 
         A short receive ends nothing: AWS answers a receive from a sample of its servers, so partial batches
         are normal while a backlog waits. The threads share the chunk's budget, so none idles while another
@@ -187,12 +202,13 @@ class SQSResource(ResourceWithBoto3Configuration):
         the time.monotonic() before the call, from which their visibility timeout runs), so the heartbeat
         keeps them hidden while the rest of the chunk fills."""
         budget = _Budget(limit)
-        dry, stop = threading.Event(), stop or threading.Event()
+        dry, closed, stop = threading.Event(), threading.Event(), stop or threading.Event()
         deadline = time.monotonic() + FILL_SECONDS
+        opened: list[float] = []  # when the chunk's first message came in (time.monotonic())
 
         def receive_share() -> list[ReceivedMessage]:
             client, received, empties = self.client(), [], 0
-            while not (dry.is_set() or stop.is_set()) and time.monotonic() < deadline:
+            while not (dry.is_set() or closed.is_set() or stop.is_set()) and time.monotonic() < deadline:
                 wanted = budget.take(SQS_BATCH)
                 if not wanted:
                     break
@@ -208,6 +224,10 @@ class SQSResource(ResourceWithBoto3Configuration):
                 budget.give_back(wanted - len(messages))
                 hold(messages, since)
                 received += messages
+                if messages and not opened:
+                    opened.append(since)
+                if window is not None and _closes_on_time(messages, opened[0] if opened else None, window):
+                    closed.set()
                 empties = 0 if messages else empties + 1
                 if empties == EMPTY_RECEIVES_TO_DRY:
                     empties = 0  # if the queue is not dry after all, count afresh

@@ -63,6 +63,20 @@ def test_chunks_stay_full_while_a_backlog_waits(pipeline, aws_like):
     assert (left.duplicated, left.lost) == (0, left.left) and summary.received == 2_000 - left.left
 
 
+def test_a_backlog_fills_its_chunks_however_short_the_batching_window(pipeline, aws_like):
+    """The window closes a chunk only while the run keeps up with the queue: what a backlog hands over has
+    waited longer than the window, so its chunks stay full (each takes seconds to fill here, 10x the window)."""
+    aws_like.configure(error_rate=0)
+    messages = Messages.generate(1_000)
+    assert pipeline.sqs.send_all(messages.bodies) == 0
+
+    limits = DrainLimits(chunk_size=300, receivers=2, build_processes=0, batching_window=0.2)
+    summary = drain_through(pipeline, aws_like, limits)
+
+    assert (summary.received, summary.chunks) == (1_000, 4)  # 300, 300, 300 and 100
+    assert count(pipeline, messages) == Count()
+
+
 def test_false_empties_do_not_end_a_run_and_an_empty_queue_ends_it_in_seconds(pipeline, aws_like):
     aws_like.configure(false_empty=0.3, error_rate=0)
     messages = Messages.generate(300)

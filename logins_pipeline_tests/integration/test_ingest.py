@@ -1,6 +1,7 @@
 """The pipeline against the real local services: sample outcome, redelivery, failure before COMMIT."""
 
 import json
+import threading
 import time
 
 import dagster as dg
@@ -54,7 +55,14 @@ def test_sample_ends_as_99_rows_and_1_quarantined(pipeline, instance):
     passed = {
         e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data.passed for e in evaluations
     }
-    assert passed == {"no_null_user_id": True, "masked_values_are_tokens": True, "message_ids_unique": True}
+    assert passed == {
+        "no_null_user_id": True,
+        "masked_values_are_tokens": True,
+        "message_ids_unique": True,
+        "send_to_commit_p95": True,
+    }
+    p50, p95, most = (outcome.metadata[f"send_to_commit_{name}_seconds"] for name in ("p50", "p95", "max"))
+    assert 0 < p50 <= p95 <= most
 
 
 def test_create_date_is_the_sent_timestamp_in_utc(pipeline):
@@ -175,3 +183,28 @@ def test_a_development_key_outside_development_stops_the_run_at_resource_start(p
         "KeyConfigError: LOGINS_MASKING_KEY is a development key; refusing it outside LOGINS_ENVIRONMENT=development"
     )
     assert pipeline.sqs.queue_depth().visible == 3
+
+
+def test_a_run_waits_out_its_idle_time_for_logins_that_come_late(pipeline):
+    """A run on a dry queue ends only once it has been idle for idle_seconds: logins sent meanwhile are
+    its, not the next run's (a live stream keeps its run)."""
+    drained: list = []
+    running = threading.Thread(
+        target=lambda: drained.append(
+            drain(pipeline.sqs, pipeline.postgres, pipeline.keys, DrainLimits(idle_seconds=8))
+        )
+    )
+    running.start()
+    time.sleep(3)  # the run has found the queue dry (two empty 1 s long polls and the count)
+    assert running.is_alive()
+    pipeline.seed(sample_bodies())
+    running.join()
+    assert drained[0].received == 100
+    assert_sample_stored_once(pipeline)
+
+
+def test_a_run_ends_at_its_time_bound_however_long_its_idle_time(pipeline):
+    started = time.monotonic()
+    summary = drain(pipeline.sqs, pipeline.postgres, pipeline.keys, DrainLimits(idle_seconds=90, max_seconds=3))
+    assert summary.received == 0
+    assert time.monotonic() - started < 60  # the bound, and the receive in flight at it (2 long polls, a count)

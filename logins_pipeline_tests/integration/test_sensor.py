@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from logins_pipeline.defs.logins import sensors
+from logins_pipeline.defs.logins.assets import ENDING_TAG, ingest_logins
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
 from logins_pipeline.local.services import free_port
 from logins_pipeline.resources.sqs import SQSResource
@@ -56,3 +57,37 @@ def test_a_large_backlog_gets_parallel_runs_within_the_limit(pipeline, instance,
     assert len(evaluate(instance, pipeline.sqs).run_requests) == 4  # ceil(35 / 10), at most 4
     instance.add_run(dg.DagsterRun(job_name="ingest_logins_job", run_id="one", status=dg.DagsterRunStatus.STARTED))
     assert len(evaluate(instance, pipeline.sqs).run_requests) == 3
+
+
+def ending_run(instance, run_id: str = "ending") -> None:
+    tags = {ENDING_TAG: "true"}
+    instance.add_run(
+        dg.DagsterRun(job_name="ingest_logins_job", run_id=run_id, status=dg.DagsterRunStatus.STARTED, tags=tags)
+    )
+
+
+def test_its_runs_keep_draining_a_live_stream_until_idle(pipeline, instance):
+    pipeline.seed([json.dumps({"n": 1})])
+    [request] = evaluate(instance, pipeline.sqs).run_requests
+    config = request.run_config["ops"][ingest_logins.op.name]["config"]
+    assert config["idle_seconds"] == sensors.STREAM_IDLE_SECONDS > 0
+
+
+def test_a_run_near_its_bounds_gets_a_successor_while_logins_keep_coming(pipeline, instance):
+    """The stream's messages are in flight (the ending run holds them) and none is visible: the successor
+    starts anyway, before the ending run stops, and only one."""
+    ending_run(instance)
+    pipeline.seed([json.dumps({"n": i}) for i in range(3)])
+    assert len(pipeline.sqs.receive(pipeline.sqs.client(), 10, visibility_timeout=30)) == 3
+    assert len(evaluate(instance, pipeline.sqs).run_requests) == 1
+    instance.add_run(dg.DagsterRun(job_name="ingest_logins_job", run_id="next", status=dg.DagsterRunStatus.STARTING))
+    result = evaluate(instance, pipeline.sqs)
+    assert not result.run_requests
+    assert "1 run(s) already draining (0 visible): next" in result.skip_reason.skip_message
+
+
+def test_a_run_near_its_bounds_on_an_empty_queue_gets_no_successor(pipeline, instance):
+    ending_run(instance)
+    result = evaluate(instance, pipeline.sqs)
+    assert not result.run_requests
+    assert "queue empty" in result.skip_reason.skip_message

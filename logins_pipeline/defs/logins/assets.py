@@ -25,6 +25,18 @@ from logins_pipeline.resources.vault import VaultResource
 GROUP = "logins"
 DAYS_WRITTEN_MARGIN_S = 1  # rows are looked for this much further back than the drain lasted (clock slack)
 POOL = "logins_ingest"  # the instance limits how many runs hold it at once (dagster.yaml: concurrency.pools)
+# A run expected to reach its message or time bound within this long tags itself ENDING_TAG, and the sensor
+# starts its successor meanwhile (its 10 s interval and a run's start-up: 15-20 s here), so a live stream is never left
+# without a run.
+HANDOVER_SECONDS = 60
+ENDING_TAG = "logins/ending"
+# user_logins' materialization metadata: the send -> COMMIT delay of the run's messages (SentTimestamp to
+# the time their transaction committed), in seconds; plotted over runs by the UI.
+DELAY_METADATA = {
+    "p50": "send_to_commit_p50_seconds",
+    "p95": "send_to_commit_p95_seconds",
+    "max": "send_to_commit_max_seconds",
+}
 
 raw_login_messages = dg.AssetSpec(
     "raw_login_messages",
@@ -79,6 +91,21 @@ class IngestConfig(dg.Config):
         description="Seconds a received message stays hidden, renewed while its chunk is in hand "
         "(default: the SQS resource's, 120)",
     )
+    batching_window_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="A chunk closes once its first message has waited this long, unless the run is behind "
+        "the queue (it then fills the chunk): the most a live stream's logins wait in the run",
+    )
+    idle_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Once the queue is dry, keep receiving this long after the last message before ending "
+        "(0: end when it is dry; the sensor's runs wait 60 s, so a live stream keeps its run)",
+    )
+    max_seconds: float = Field(
+        default=900.0, gt=0, description="Receive no new chunk after this long: the next run takes over"
+    )
 
 
 def _lag_seconds(summary: DrainSummary) -> float:
@@ -93,6 +120,20 @@ def _days_written(postgres: PostgresResource, drain_seconds: float) -> dict:
     with postgres.connect() as conn:
         written = days_written_since(conn, drain_seconds + DAYS_WRITTEN_MARGIN_S)
     return {"days_written": dg.MetadataValue.json([d.isoformat() for d in written]), "days_written_count": len(written)}
+
+
+def _ends_soon(summary: DrainSummary, limits: DrainLimits) -> bool:
+    """Whether the run will reach its time bound, or at its rate so far its message bound, within
+    HANDOVER_SECONDS."""
+    if summary.seconds + HANDOVER_SECONDS >= limits.max_seconds:
+        return True
+    return summary.received + summary.rate * HANDOVER_SECONDS >= limits.max_messages
+
+
+def _delays(summary: DrainSummary) -> dict:
+    return {
+        DELAY_METADATA[name]: dg.MetadataValue.float(round(v, 3)) for name, v in summary.delay_percentiles().items()
+    }
 
 
 def _results(summary: DrainSummary, days: dict):
@@ -121,6 +162,7 @@ def _results(summary: DrainSummary, days: dict):
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+            **_delays(summary),
             **days,
         },
     )
@@ -147,19 +189,28 @@ def ingest_logins(
     install_redaction(context.log)
     keys = PiiKeys(masking.masking_key(), vault.vault_key())
 
-    def log_progress(summary: DrainSummary) -> None:
-        context.log.info(
-            f"chunk {summary.chunks}: {summary.received} received, {summary.inserted} inserted, "
-            f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
-        )
-
     limits = DrainLimits(
         max_messages=config.max_messages,
         chunk_size=config.chunk_size,
         receivers=config.receivers,
         visibility_timeout=config.visibility_timeout,
         build_processes=config.build_processes,
+        batching_window=config.batching_window_seconds,
+        idle_seconds=config.idle_seconds,
+        max_seconds=config.max_seconds,
     )
+    announced: list[bool] = []
+
+    def log_progress(summary: DrainSummary) -> None:
+        context.log.info(
+            f"chunk {summary.chunks}: {summary.received} received, {summary.inserted} inserted, "
+            f"{summary.duplicates} duplicates, {summary.quarantined} quarantined ({summary.rate:,.0f} msg/s)"
+        )
+        if not announced and _ends_soon(summary, limits):
+            announced.append(True)
+            context.instance.add_run_tags(context.run_id, {ENDING_TAG: "true"})
+            context.log.info(f"near its bounds: tagged {ENDING_TAG}, so that the sensor starts the next run")
+
     try:
         with redacted_errors():
             summary = drain_until_interrupted(sqs, postgres, keys, limits, progress=log_progress)

@@ -1,6 +1,12 @@
-"""Start drains when the queue has a backlog: one run per MESSAGES_PER_RUN visible messages, at most
+"""Start drains when the queue has logins: one run per MESSAGES_PER_RUN visible messages, at most
 MAX_PARALLEL_RUNS at once (SQS hands each message to one receiver, so parallel runs never share work),
-and never more while enough runs are already draining."""
+and never more while enough runs are already draining.
+
+The sensor's runs drain a live stream: each keeps receiving until the queue has been dry for
+STREAM_IDLE_SECONDS, or until its message or time bound. A run that nears a bound tags itself
+assets.ENDING_TAG; it no longer counts as draining, and while the queue has messages visible or in flight
+its successor is started before it ends, so a steady stream never waits for a sensor tick and a run's
+start-up (only the first login after an idle spell does)."""
 
 import json
 import math
@@ -8,9 +14,9 @@ import math
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
 
-from logins_pipeline.defs.logins import jobs
-from logins_pipeline.defs.logins.assets import IngestConfig
-from logins_pipeline.resources.sqs import SQSResource
+from logins_pipeline.defs.logins import assets, jobs
+from logins_pipeline.defs.logins.assets import ENDING_TAG, IngestConfig
+from logins_pipeline.resources.sqs import QueueDepth, SQSResource
 
 IN_PROGRESS = [
     dg.DagsterRunStatus.QUEUED,
@@ -22,18 +28,31 @@ IN_PROGRESS = [
 
 MESSAGES_PER_RUN = IngestConfig().max_messages
 MAX_PARALLEL_RUNS = 4  # the same as the instance's limit on the logins_ingest pool (logins_pipeline/dagster.yaml)
+# The first login after an idle spell waits for a tick, a run's start-up (15-20 s here) and a batching window:
+# ticks every 10 s keep that under 45 s, at one GetQueueAttributes call each (8,640 a day, $0.004).
+TICK_SECONDS = 10
+STREAM_IDLE_SECONDS = 60.0  # a sensor's run ends after the queue has been dry this long (IngestConfig.idle_seconds)
+STREAM_RUN = dg.RunConfig(ops={assets.ingest_logins.op.name: IngestConfig(idle_seconds=STREAM_IDLE_SECONDS)})
 
 
-def _active_run_ids(instance: dg.DagsterInstance) -> list[str]:
+def _active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     filters = dg.RunsFilter(job_name=jobs.ingest_logins_job.name, statuses=IN_PROGRESS)
-    return [run.run_id for run in instance.get_runs(filters=filters, limit=MAX_PARALLEL_RUNS)]
+    return list(instance.get_runs(filters=filters, limit=2 * MAX_PARALLEL_RUNS))  # draining, and ending
+
+
+def _wanted(depth: QueueDepth, ending: int) -> int:
+    """Runs the queue needs: one per MESSAGES_PER_RUN visible; at least one to succeed runs that are ending
+    while the queue still has logins (visible, or in flight: a stream the ending run is draining)."""
+    wanted = min(MAX_PARALLEL_RUNS, math.ceil(depth.visible / MESSAGES_PER_RUN))
+    return max(wanted, 1) if ending and depth.visible + depth.in_flight else wanted
 
 
 @dg.sensor(
     job=jobs.ingest_logins_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=TICK_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests an ingest_logins_job run when login-queue has visible messages.",
+    description="Requests an ingest_logins_job run when login-queue has visible messages, and a successor "
+    "for a run that nears its bounds while logins keep coming.",
 )
 def login_queue_sensor(context: dg.SensorEvaluationContext, sqs: SQSResource):
     try:
@@ -41,14 +60,18 @@ def login_queue_sensor(context: dg.SensorEvaluationContext, sqs: SQSResource):
     except (BotoCoreError, ClientError) as error:
         return dg.SensorResult(skip_reason=f"cannot read the queue depth: {error}")
     cursor = json.dumps({"visible": depth.visible, "in_flight": depth.in_flight})
-    if depth.visible == 0:
+    active = _active_runs(context.instance)
+    draining = [run.run_id for run in active if ENDING_TAG not in run.tags]
+    wanted = _wanted(depth, ending=len(active) - len(draining))
+    if wanted == 0:
         return dg.SensorResult(skip_reason=f"queue empty: 0 visible, {depth.in_flight} in flight", cursor=cursor)
-    active = _active_run_ids(context.instance)
-    wanted = min(MAX_PARALLEL_RUNS, math.ceil(depth.visible / MESSAGES_PER_RUN))
-    if len(active) >= wanted:
+    if len(draining) >= wanted:
         return dg.SensorResult(
-            skip_reason=f"{len(active)} run(s) already draining ({depth.visible} visible): {', '.join(active)}",
+            skip_reason=f"{len(draining)} run(s) already draining ({depth.visible} visible): {', '.join(draining)}",
             cursor=cursor,
         )
-    requests = [dg.RunRequest(tags={"logins/queue_depth": str(depth.visible)}) for _ in range(wanted - len(active))]
+    requests = [
+        dg.RunRequest(run_config=STREAM_RUN, tags={"logins/queue_depth": str(depth.visible)})
+        for _ in range(wanted - len(draining))
+    ]
     return dg.SensorResult(run_requests=requests, cursor=cursor)

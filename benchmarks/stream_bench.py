@@ -1,0 +1,187 @@
+"""`make bench-stream`: logins arriving as a steady stream, drained as a user runs the pipeline.
+
+For each rate (default 100 and 1,000 logins a second): its own queue pair, database and Dagster instance
+(the shipped dagster.yaml: Postgres storage, the run queue), on LocalStack and Postgres of its own; the
+webserver and the daemon (`login_queue_sensor` on, every 10 s); a producer sending generated logins at the
+rate, in batches of 10 from a few threads, for --seconds, starting on an idle queue. The runs call SQS
+through the counting proxy (logins_pipeline_tests/aws_like_sqs.py with every knob off: no latency, no
+faults), which counts their calls; the producer sends to LocalStack directly.
+
+Printed per rate: the send -> commit delay of every row (user_logins.ingested_at, the time of its
+transaction, minus SentTimestamp): p50, p95, p99 and max of the rows sent after the first run started
+(steady state), the delay of the stream's first login (it waits for a sensor tick and a run's start-up),
+exactly-once (lost, duplicated, left in the queues), the runs and their API calls per message. --write puts
+the table into docs/benchmarks.md, between its stream-bench markers.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from logins_pipeline import settings
+from logins_pipeline.local.dagster_ui import dagster_ui
+from logins_pipeline.local.environment import LocalEnvironment, dagster_instance_env, write_dagster_yaml
+from logins_pipeline.local.services import free_port
+from logins_pipeline_tests.aws_like_sqs import AwsLikeSQS
+from logins_pipeline_tests.chaos import Messages, count, stored
+from logins_pipeline_tests.harness import Pipeline, new_pipeline
+from logins_pipeline_tests.stream import SteadyStream
+
+REPO = Path(__file__).parents[1]
+BILLED = ("ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch")
+SETTLE_SECONDS = 180  # after the stream: the most the runs may take to store what is left
+DELAYS = "SELECT extract(epoch FROM ingested_at - sent_at)::float8, sent_at FROM user_logins ORDER BY sent_at"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def ingest_runs(dagster_home: Path) -> tuple[list[dg.RunRecord], list[float]]:
+    """The runs, oldest first, and for the first: when it was requested, started, began its step and
+    committed its first chunk (time.time())."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = list(instance.get_run_records(filters=dg.RunsFilter(job_name="ingest_logins_job"), ascending=True))
+        if not runs:
+            return runs, []
+        logs = instance.all_logs(runs[0].dagster_run.run_id)
+        step = next(
+            (e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type_value == "STEP_START"), 0.0
+        )
+        chunk = next((e.timestamp for e in logs if e.user_message.startswith("chunk 1:")), 0.0)
+        return runs, [runs[0].create_timestamp.timestamp(), runs[0].start_time or 0.0, step, chunk]
+
+
+def stream_rows(local: LocalEnvironment, base_env: dict, folder: Path, rate: int, seconds: int) -> list[tuple]:
+    pipeline: Pipeline = new_pipeline(local.postgres, base_env, folder)
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    local.postgres.ensure_database(database)
+    write_dagster_yaml(pipeline.dagster_home)
+    instance_env = dagster_instance_env(local.postgres, database)
+    os.environ.update(instance_env)  # for reading the runs back here
+    messages = Messages.generate(rate * seconds)
+    with AwsLikeSQS(base_env[settings.AWS_ENDPOINT_URL_SQS]) as proxy:
+        env = {**os.environ, **pipeline.env, **instance_env, settings.AWS_ENDPOINT_URL_SQS: proxy.endpoint_url}
+        with dagster_ui(REPO / "workspace.yaml", env, daemon=True, log_dir=folder):
+            time.sleep(5)  # the daemon's first sensor tick has found the queue empty: it is idle
+            proxy.reset()
+            stream = SteadyStream(pipeline.sqs, messages.bodies, rate, seconds, senders=4).start().wait()
+            deadline = time.monotonic() + SETTLE_SECONDS
+            while stored(pipeline) < len(messages.bodies) and time.monotonic() < deadline:
+                time.sleep(1)
+            calls = proxy.calls()
+            runs, first_run_times = ingest_runs(pipeline.dagster_home)
+            outcome = count(pipeline, messages)
+    delays = pipeline.query(DELAYS)
+    requested, first_run, step, first_commit = first_run_times or [float("inf")] * 4
+    steady = [d for d, sent in delays if sent.timestamp() >= first_run]
+    draining = [d for d, sent in delays if sent.timestamp() >= first_commit]
+    since_first = ", ".join(
+        f"{what} +{at - stream.started:.1f} s"
+        for what, at in (
+            ("requested", requested),
+            ("started", first_run),
+            ("step", step),
+            ("first commit", first_commit),
+        )
+    )
+    billed = sum(calls["by_action"].get(action, 0) for action in BILLED)
+    name = f"stream {rate:,} msgs/s for {seconds} s (sensor + daemon)"
+    rows = [
+        (
+            f"{name}: send->commit, steady state",
+            f"p99 {percentile(steady, 0.99):.1f} s" if steady else "no rows",
+            (
+                f"p50 {percentile(steady, 0.5):.1f} s, p95 {percentile(steady, 0.95):.1f} s, max {max(steady):.1f} s "
+                f"over {len(steady):,} rows sent after the first run started; target p99 < 15 s"
+            )
+            if steady
+            else "",
+        ),
+        (
+            f"{name}: send->commit, once the first run has committed",
+            f"p99 {percentile(draining, 0.99):.1f} s" if draining else "no rows",
+            f"p50 {percentile(draining, 0.5):.1f} s, p95 {percentile(draining, 0.95):.1f} s, "
+            f"max {max(draining):.1f} s over {len(draining):,} rows"
+            if draining
+            else "",
+        ),
+        (
+            f"{name}: the first login after an idle queue",
+            f"{delays[0][0]:.1f} s" if delays else "no rows",
+            f"a sensor tick, a run's start-up and a batching window; target < 45 s; first run: {since_first}",
+        ),
+        (
+            f"{name}: exactly once",
+            f"lost {outcome.lost}, duplicated {outcome.duplicated}, left {outcome.left}",
+            f"{stream.sent:,} sent (the producer at most {stream.behind:.1f} s behind its schedule); {len(runs)} runs",
+        ),
+        (
+            f"{name}: API calls per message",
+            f"{billed / max(1, stream.sent):.3f}",
+            ", ".join(f"{action} {n:,}" for action, n in sorted(calls["by_action"].items()))
+            + " (the runs' and the sensor's calls)",
+        ),
+    ]
+    for row in rows:
+        print(" | ".join(row), file=sys.stderr, flush=True)
+    return rows
+
+
+def run(args) -> str:
+    with tempfile.TemporaryDirectory(prefix="logins-stream-bench-") as tmp:
+        local = LocalEnvironment(Path(tmp), sqs_port=free_port(), postgres_port=free_port())
+        base_env = local.up()
+        try:
+            rows = [
+                row
+                for rate in args.rates
+                for row in stream_rows(local, base_env, Path(tmp) / f"rate-{rate}", rate, args.seconds)
+            ]
+        finally:
+            local.down()
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, LocalStack SQS, Postgres 16 (pgserver), "
+        "Dagster webserver + daemon on a Postgres instance.",
+        "",
+        "| path | figure | note |",
+        "|---|---|---|",
+        *[f"| {path} | {figure} | {note} |" for path, figure, note in rows],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- stream-bench:start -->", "<!-- stream-bench:end -->"
+
+
+def write_between_markers(path: Path, table: str) -> None:
+    text = path.read_text()
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    path.write_text(f"{before}{START}\n{table}{END}{after}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 1_000])
+    parser.add_argument("--seconds", type=int, default=120, help="how long each stream lasts")
+    parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
+    args = parser.parse_args()
+    table = run(args)
+    print(table)
+    if args.write:
+        write_between_markers(args.write, table)
+
+
+if __name__ == "__main__":
+    main()
