@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 SECRETS = (
     "PostgresDsnSecretArn",
+    "RetentionDsnSecretArn",
     "MaskingKeySecretArn",
     "VaultKeySecretArn",
     "DagsterPgPasswordSecretArn",
@@ -85,6 +86,7 @@ def test_the_alarms_page_through_the_alert_topic(stack):
 
 def test_the_secrets_exist_without_a_value(stack):
     env, outputs = stack
+    assert set(SECRETS) == {output for output in outputs if output.endswith("SecretArn")}
     secrets = aws_client("secretsmanager", env)
     for output in SECRETS:
         described = secrets.describe_secret(SecretId=outputs[output])

@@ -37,6 +37,7 @@ IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/logins-pipeline:2026.12.1"
 ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
 RUN_SECRETS = {
     "LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn",
+    "LOGINS_RETENTION_DSN": "RetentionDsnSecretArn",
     "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
     "LOGINS_VAULT_KEY": "VaultKeySecretArn",
     "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn",
@@ -53,6 +54,9 @@ RUN_ENVIRONMENT = {
     "DAGSTER_PG_HOST",
     "DAGSTER_PG_PORT",
     "DAGSTER_PG_DB",
+    "LOGINS_RETENTION_DAYS",
+    "LOGINS_VAULT_RETENTION_DAYS",
+    "LOGINS_QUARANTINE_RETENTION_DAYS",
     "DAGSTER_RUN_JOB_NAME",
 }
 

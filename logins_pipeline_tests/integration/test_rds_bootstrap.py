@@ -1,8 +1,9 @@
 """deploy/rds/*.sql on a Postgres 16 of its own (roles are cluster-wide: a fresh cluster, as a new RDS instance
 is), run with psql as docs/deploy.md runs them, by a master built like RDS's (NOSUPERUSER CREATEDB CREATEROLE,
 member of nothing). Then `logins-pipeline migrate` as logins_owner, and a drain as the production roles:
-logins_writer_app writes the rows, and Dagster's storage lives in the database `dagster` as the role dagster.
-Each grant the bootstrap needs, removed, fails a step with PostgreSQL's own error."""
+logins_writer_app writes the rows, and Dagster's storage lives in the database `dagster` as the role dagster;
+then a `retention` pass as logins_retention_app (the retention schedule's login). Each grant the bootstrap
+needs, removed, fails a step with PostgreSQL's own error."""
 
 import json
 import subprocess
@@ -19,6 +20,7 @@ from logins_pipeline import settings
 from logins_pipeline.cli.main import main as cli_main
 from logins_pipeline.local.environment import create_queues, write_dagster_yaml
 from logins_pipeline.local.services import PG_BIN, LocalPostgres, free_port
+from logins_pipeline.retention import RetentionPolicy, run_retention
 from logins_pipeline_tests.conftest import sample_events
 from logins_pipeline_tests.harness import sqs_resource
 from logins_pipeline_tests.stack import REPO
@@ -27,7 +29,13 @@ pytestmark = pytest.mark.integration
 
 RDS = REPO / "deploy" / "rds"
 MASTER = "logins_admin"  # database.yaml's MasterUsername
-PASSWORDS = {"master": "m-pw", "owner_password": "o-pw", "dagster_password": "d-pw", "writer_password": "w-pw"}
+PASSWORDS = {
+    "master": "m-pw",
+    "owner_password": "o-pw",
+    "dagster_password": "d-pw",
+    "writer_password": "w-pw",
+    "retention_password": "r-pw",
+}
 
 
 class RdsLike:
@@ -65,7 +73,7 @@ class RdsLike:
             "logins_owner",
             PASSWORDS["owner_password"],
             "logins",
-            {"writer_password": PASSWORDS["writer_password"]},
+            {name: PASSWORDS[name] for name in ("writer_password", "retention_password")},
         )
 
 
@@ -87,12 +95,19 @@ def rds(tmp_path) -> Iterator[RdsLike]:
         postgres.stop()
 
 
-def without(tmp_path: Path, sql_file: Path, line: str) -> Path:
-    text = sql_file.read_text()
-    assert text.count(line + "\n") == 1, line
+def without(tmp_path: Path, sql_file: Path, text: str) -> Path:
+    """sql_file without `text` (a whole line when it ends with a newline), which it holds once."""
+    original = sql_file.read_text()
+    assert original.count(text) == 1, text
     broken = tmp_path / sql_file.name
-    broken.write_text(text.replace(line + "\n", ""))
+    broken.write_text(original.replace(text, ""))
     return broken
+
+
+def migrated(rds: RdsLike) -> None:
+    assert rds.bootstrap().returncode == 0
+    owner_dsn = rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")
+    cli("migrate", {settings.POSTGRES_ADMIN_DSN: owner_dsn})
 
 
 def cli(command: str, env: dict[str, str]) -> str:
@@ -119,10 +134,12 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
     queue_url = create_queues(sqs_resource(base_env).client(), name=name, dlq_name=f"{name}-dlq")
     write_dagster_yaml(tmp_path / "dagster_home")
     writer_dsn = rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")
+    retention_dsn = rds.dsn("logins_retention_app", PASSWORDS["retention_password"], "logins")
     env = {
         **base_env,
         settings.QUEUE_URL: queue_url,
         settings.POSTGRES_DSN: writer_dsn,
+        settings.RETENTION_DSN: retention_dsn,
         settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
         **dict(
             zip(
@@ -133,7 +150,7 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
         ),
     }
     for name_ in (settings.POSTGRES_ADMIN_DSN, settings.ANALYST_DSN, settings.PII_READER_DSN):
-        env.pop(name_, None)  # nothing but the writer's login reaches the logins database
+        env.pop(name_, None)  # nothing but the writer's and the retention's logins reach the logins database
     events = sample_events()
     assert sqs_resource(env).send_bodies([json.dumps(event) for event in events]) == 0
     cli("run", env)
@@ -153,22 +170,45 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
     with psycopg.connect(rds.dsn("alice", "a-pw", "logins")) as conn:
         assert conn.execute("SELECT pg_has_role('pii_reader', 'MEMBER')").fetchone() == (True,)
 
+    # The retention schedule's pass, as it runs in production: days made ahead, and (keeping today only)
+    # yesterday's empty partitions dropped; today's rows stay.
+    passed = dict(
+        line.split(maxsplit=1) for line in cli("retention", {**env, settings.RETENTION_DAYS: "1"}).splitlines()
+    )
+    assert int(passed["days_made"]) >= 1 and int(passed["days_dropped"]) >= 1, passed
+    with psycopg.connect(writer_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM user_logins").fetchone()[0] > 0  # type: ignore[index]
+
 
 @pytest.mark.parametrize("line", ["GRANT logins_owner TO CURRENT_USER;", "GRANT dagster TO CURRENT_USER;"])
 def test_without_the_masters_membership_create_database_owner_fails(rds, tmp_path, line):
     owner = line.split()[1]
-    result = rds.bootstrap(without(tmp_path, RDS / "bootstrap.sql", line))
+    result = rds.bootstrap(without(tmp_path, RDS / "bootstrap.sql", line + "\n"))
     assert result.returncode != 0
     assert f'must be able to SET ROLE "{owner}"' in result.stderr
 
 
 def test_without_the_connect_grant_the_writer_cannot_reach_the_database(rds, tmp_path):
-    assert rds.bootstrap().returncode == 0
-    owner_dsn = rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")
-    cli("migrate", {settings.POSTGRES_ADMIN_DSN: owner_dsn})
+    migrated(rds)
     broken = without(
-        tmp_path, RDS / "logins.sql", "GRANT CONNECT ON DATABASE logins TO logins_writer, analyst, pii_reader;"
+        tmp_path, RDS / "logins.sql", "GRANT CONNECT ON DATABASE logins TO logins_writer, analyst, pii_reader;\n"
     )
     assert rds.logins(broken).returncode == 0
     with pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'):
         psycopg.connect(rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")).close()
+
+
+@pytest.mark.parametrize(
+    "removed",
+    ["GRANT CONNECT ON DATABASE logins TO logins_retention;\n", " IN ROLE logins_retention"],
+    ids=["connect", "membership"],
+)
+def test_without_its_connect_grant_or_its_role_the_retention_pass_fails(rds, tmp_path, removed):
+    """The pass itself (logins_pipeline.retention), as the schedule's login: it connects through the group's
+    CONNECT grant, and calls migration 0008's functions through the group's EXECUTE grants."""
+    migrated(rds)
+    assert rds.logins(without(tmp_path, RDS / "logins.sql", removed)).returncode == 0
+    retention_dsn = rds.dsn("logins_retention_app", PASSWORDS["retention_password"], "logins")
+    with pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'):
+        with psycopg.connect(retention_dsn, autocommit=True) as conn:
+            run_retention(conn, RetentionPolicy(rows=1))

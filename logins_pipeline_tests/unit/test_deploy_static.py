@@ -2,6 +2,7 @@
 review's points hold in them (RDS, retained keys and data, ECS tasks and services), and the ECS instance
 configuration is the packaged one but for its run launcher and TLS settings."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import yaml
 from cfnlint.decode.cfn_yaml import loads as load_cfn_yaml
 
+from logins_pipeline import settings
 from logins_pipeline_tests.stack import ECS_TEMPLATE, PIPELINE_TEMPLATE, REPO
 
 TEMPLATES = sorted((REPO / "deploy" / "cloudformation").glob("*.yaml"))
@@ -18,6 +20,17 @@ DATABASE_TEMPLATE = REPO / "deploy" / "cloudformation" / "database.yaml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 PACKAGED_DAGSTER_YAML = REPO / "logins_pipeline" / "dagster.yaml"
 ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
+HELM_VALUES = REPO / "deploy" / "helm" / "values.yaml"
+# What the code server and every run read in production: every setting but the local endpoints and access keys
+# (boto3 talks to the regional endpoints, with the task role's or IRSA's credentials).
+PRODUCTION_SETTINGS = {*settings.ALL, *settings.OPTIONAL, *settings.DAGSTER_PG} - {
+    settings.AWS_ENDPOINT_URL_SQS,
+    settings.AWS_ENDPOINT_URL_SNS,
+    settings.AWS_ACCESS_KEY_ID,
+    settings.AWS_SECRET_ACCESS_KEY,
+}
+# On Kubernetes the chart sets DAGSTER_HOME and the instance's storage (its ConfigMap and dagster-postgresql).
+CHART_SETTINGS = {settings.DAGSTER_HOME, *settings.DAGSTER_PG}
 
 
 def cfn_lint(*templates: Path) -> subprocess.CompletedProcess:
@@ -89,6 +102,48 @@ def test_the_launcher_and_the_storage_find_their_variables_on_the_daemon_and_web
     present = {item["Name"] for item in container["Environment"]} | {item["Name"] for item in container["Secrets"]}
     assert wanted - present == set()
     assert {"AWS_DEFAULT_REGION", "LOGINS_RUN_TASK_ROLE_ARN", "DAGSTER_PG_PASSWORD"} <= wanted  # read as it should
+
+
+def test_the_ecs_code_server_and_run_tasks_get_every_production_setting():
+    """Environment or secret: a setting missing here is missing in production (as the retention's DSN was)."""
+    [code] = resources(ECS_TEMPLATE)["CodeTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    code_names = {item["Name"] for item in code["Environment"]} | {item["Name"] for item in code["Secrets"]}
+    assert PRODUCTION_SETTINGS - code_names == set()
+    launcher = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    run_names = set(launcher["env_vars"]) | {secret["name"] for secret in launcher["secrets"]}
+    assert PRODUCTION_SETTINGS - run_names == set()
+    assert {settings.RETENTION_DSN, settings.RETENTION_DAYS} <= run_names & code_names  # the set is not empty
+
+
+def test_the_code_servers_secrets_are_the_run_tasks():
+    """The same secret ARN under each name: the run's secrets are set on the daemon and webserver by reference."""
+    ecs = resources(ECS_TEMPLATE)
+    [code] = ecs["CodeTaskDefinition"]["Properties"]["ContainerDefinitions"]
+    launcher = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]["config"]
+    for task_definition in ("DaemonTaskDefinition", "WebserverTaskDefinition"):
+        [container] = ecs[task_definition]["Properties"]["ContainerDefinitions"]
+        environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+        run_secrets = {secret["name"]: environment[secret["valueFrom"]["env"]] for secret in launcher["secrets"]}
+        assert run_secrets == {item["Name"]: item["ValueFrom"] for item in code["Secrets"]}, task_definition
+
+
+def _helm_secret_keys(text: str) -> set[str]:
+    """The keys of the Kubernetes Secret logins-pipeline-secrets, as values.yaml names them beside each use."""
+    named = re.findall(r"- name: logins-pipeline-secrets  # keys: (.+)", text)
+    assert len(named) == 2  # the user deployment's and the run pods'
+    assert len(set(named)) == 1, named
+    return set(named[0].split(", "))
+
+
+def test_the_helm_user_deployment_and_run_pods_get_every_production_setting():
+    text = HELM_VALUES.read_text()
+    values = yaml.safe_load(text)
+    keys = _helm_secret_keys(text)
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    assert PRODUCTION_SETTINGS - CHART_SETTINGS - keys - {item["name"] for item in deployment["env"]} == set()
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert PRODUCTION_SETTINGS - CHART_SETTINGS - keys - {item.split("=")[0] for item in launcher["envVars"]} == set()
+    assert settings.RETENTION_DSN in keys
 
 
 def resources(template: Path) -> dict:
