@@ -209,6 +209,8 @@ def test_without_its_connect_grant_or_its_role_the_retention_pass_fails(rds, tmp
     migrated(rds)
     assert rds.logins(without(tmp_path, RDS / "logins.sql", removed)).returncode == 0
     retention_dsn = rds.dsn("logins_retention_app", PASSWORDS["retention_password"], "logins")
-    with pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'):
-        with psycopg.connect(retention_dsn, autocommit=True) as conn:
-            run_retention(conn, RetentionPolicy(rows=1))
+    with (
+        pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'),
+        psycopg.connect(retention_dsn, autocommit=True) as conn,
+    ):
+        run_retention(conn, RetentionPolicy(rows=1))
