@@ -121,10 +121,11 @@ class Pod:
             time.sleep(2)
 
     def processes(self, service: str) -> list[tuple[str, int, str]]:
-        """(host user, host pid, command) of each process in the container."""
+        """(host user, host pid, command) of each process in the container. A process that ends while podman
+        lists them (a run's step worker, say) is shown with "?" for its host user and pid: it is left out."""
         out = self.engine.run("top", self.container(service), "huser", "hpid", "args").stdout
         rows = [line.split(None, 2) for line in out.splitlines()[1:] if line.strip()]
-        return [(user, int(pid), args) for user, pid, args in rows]
+        return [(user, int(pid), args) for user, pid, args in rows if pid != "?"]
 
     def logs(self, service: str) -> str:
         result = self.engine.run("logs", self.container(service), check=False)
