@@ -1,12 +1,14 @@
 """redact() and the logging filter: PII-shaped text never survives, ordinary log text does."""
 
 import logging
+import re
+import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logins_pipeline.core.redaction import REDACTED, redact
+from logins_pipeline.core.redaction import REDACTED, pii_spans, redact
 from logins_pipeline.privacy.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
 
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
@@ -63,6 +65,70 @@ def test_every_address_is_redacted_in_any_notation(address):
     for text in {str(address), address.exploded, str(address).upper()}:
         assert text not in redact(f"x {text} y")
         assert text not in redact(f"x{text}y")
+
+
+# The shape search redact() did before it was made linear (quadratic on a long run: short texts only).
+SHAPE_SEARCH = re.compile(
+    r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f.:]*::[0-9A-Fa-f.:]*|[0-9A-Fa-f.]*(?::[0-9A-Fa-f.]*){7,}"
+    r"|[0-9]{3}-[0-9]{2}-[0-9]{4}"
+)
+
+
+@given(st.text(alphabet="0123456789abfABF.:-x ", max_size=60))
+def test_redacts_all_the_shape_search_finds_and_leaves_no_shape(text):
+    covered = {i for start, end in pii_spans(text) for i in range(start, end)}
+    for found in SHAPE_SEARCH.finditer(text):
+        assert set(range(*found.span())) <= covered, found
+    assert SHAPE_SEARCH.search(redact(text)) is None
+
+
+def cpu_seconds(function, *args) -> float:
+    """The least CPU time of three calls: CPU, not wall, time, so that other processes on the machine do
+    not count, and the least, so that an interruption (a page fault storm, a collection) does not either."""
+    times = []
+    for _ in range(3):
+        started = time.process_time()
+        function(*args)
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def growths(function, make_input, sizes: list[int]) -> list[float]:
+    """How much longer `function` takes from each size to the next: about their ratio when its cost is
+    linear, the square of it when quadratic. It stops at the first growth past QUADRATIC_LIKE, so that a
+    quadratic function fails on small inputs instead of running for hours on the big ones."""
+    found, before = [], max(cpu_seconds(function, make_input(sizes[0])), 1e-5)
+    for size in sizes[1:]:
+        after = cpu_seconds(function, make_input(size))
+        found.append(after / before)
+        if found[-1] >= QUADRATIC_LIKE:
+            break
+        before = after
+    return found
+
+
+# 8x the input, each step: about 8x the time when the cost is linear, 64x when quadratic. 30x leaves room for
+# caches and a loaded machine, and is still half of quadratic.
+QUADRATIC_LIKE = 30
+SIZES_UP_TO_1_MIB = [2 * 1024, 16 * 1024, 128 * 1024, 1024 * 1024]
+
+
+HOSTILE_TEXT = {  # name -> the unit repeated: long runs of each shape's characters, and many short runs
+    "hex run": "a",
+    "colons": ":",
+    "hex and colons": "a:",
+    "dots and digits": "1.",
+    "digits": "1",
+    "digits and dashes": "12-",
+    "short hex runs": "ab ",
+    "many addresses": "::1 1.1.1.1 ",
+}
+
+
+@pytest.mark.parametrize("unit", HOSTILE_TEXT.values(), ids=HOSTILE_TEXT.keys())
+def test_redaction_time_is_linear_up_to_1_mib(unit):
+    found = growths(redact, lambda size: unit * (size // len(unit)), SIZES_UP_TO_1_MIB)
+    assert len(found) == 3 and max(found) < QUADRATIC_LIKE, found
 
 
 def test_given_values_are_redacted_wherever_they_are():
