@@ -2,7 +2,6 @@
 
 import logging
 import re
-import time
 
 import pytest
 from hypothesis import given
@@ -10,6 +9,8 @@ from hypothesis import strategies as st
 
 from logins_pipeline.core.redaction import REDACTED, pii_spans, redact
 from logins_pipeline.privacy.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
+from logins_pipeline_tests.growth import QUADRATIC_LIKE, growths
+from logins_pipeline_tests.hostile import HOSTILE_TEXT
 
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
 
@@ -82,52 +83,9 @@ def test_redacts_all_the_shape_search_finds_and_leaves_no_shape(text):
     assert SHAPE_SEARCH.search(redact(text)) is None
 
 
-def cpu_seconds(function, *args) -> float:
-    """The least CPU time of three calls: CPU, not wall, time, so that other processes on the machine do
-    not count, and the least, so that an interruption (a page fault storm, a collection) does not either."""
-    times = []
-    for _ in range(3):
-        started = time.process_time()
-        function(*args)
-        times.append(time.process_time() - started)
-    return min(times)
-
-
-def growths(function, make_input, sizes: list[int]) -> list[float]:
-    """How much longer `function` takes from each size to the next: about their ratio when its cost is
-    linear, the square of it when quadratic. It stops at the first growth past QUADRATIC_LIKE, so that a
-    quadratic function fails on small inputs instead of running for hours on the big ones."""
-    found, before = [], max(cpu_seconds(function, make_input(sizes[0])), 1e-5)
-    for size in sizes[1:]:
-        after = cpu_seconds(function, make_input(size))
-        found.append(after / before)
-        if found[-1] >= QUADRATIC_LIKE:
-            break
-        before = after
-    return found
-
-
-# 8x the input, each step: about 8x the time when the cost is linear, 64x when quadratic. 30x leaves room for
-# caches and a loaded machine, and is still half of quadratic.
-QUADRATIC_LIKE = 30
-SIZES_UP_TO_1_MIB = [2 * 1024, 16 * 1024, 128 * 1024, 1024 * 1024]
-
-
-HOSTILE_TEXT = {  # name -> the unit repeated: long runs of each shape's characters, and many short runs
-    "hex run": "a",
-    "colons": ":",
-    "hex and colons": "a:",
-    "dots and digits": "1.",
-    "digits": "1",
-    "digits and dashes": "12-",
-    "short hex runs": "ab ",
-    "many addresses": "::1 1.1.1.1 ",
-}
-
-
 @pytest.mark.parametrize("unit", HOSTILE_TEXT.values(), ids=HOSTILE_TEXT.keys())
 def test_redaction_time_is_linear_up_to_1_mib(unit):
-    found = growths(redact, lambda size: unit * (size // len(unit)), SIZES_UP_TO_1_MIB)
+    found = growths(redact, lambda size: unit * (size // len(unit)), [2 * 1024, 16 * 1024, 128 * 1024, 1024 * 1024])
     assert len(found) == 3 and max(found) < QUADRATIC_LIKE, found
 
 
