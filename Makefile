@@ -8,7 +8,7 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics bench-stream down clean
+.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics bench-stream bench-hostile down clean
 
 # checkov (the security scanner of `make lint`) pins boto3, policy_sentry and packaging below the project's
 # own pins, so it lives in a venv of its own, named by its version.
@@ -101,8 +101,8 @@ chaos: install
 	$(BIN)/python -m logins_pipeline_tests.chaos --trials $(or $(TRIALS),10)
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md: the drain (LocalStack
-# and AWS-like SQS through the harness; about 30 minutes here), then the analytics partition (below).
-bench: install bench-analytics bench-stream
+# and AWS-like SQS through the harness; about 30 minutes here), then analytics, streams and hostile input (below).
+bench: install bench-analytics bench-stream bench-hostile
 	PYTHONPATH=. $(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
 # Steady streams of 100 and 1,000 logins a second for 2 minutes each, drained by the sensor's runs (webserver and
@@ -115,6 +115,11 @@ bench-stream: install
 # figures and the query plans to docs/benchmarks.md (between its analytics-bench markers). A few minutes.
 bench-analytics: install
 	$(BIN)/python benchmarks/analytics_bench.py --write docs/benchmarks.md
+
+# What one hostile message costs: quarantining a 256 KiB body of each shape (target < 1 s) and redacting 1 MiB
+# of hostile text; writes the table to docs/benchmarks.md (between its hostile-bench markers). Seconds.
+bench-hostile: install
+	PYTHONPATH=. $(BIN)/python benchmarks/hostile_bench.py --write docs/benchmarks.md
 
 down:
 	@if [ -x $(BIN)/logins-pipeline ]; then $(BIN)/logins-pipeline down; fi

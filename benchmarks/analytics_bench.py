@@ -25,6 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+from markdown_section import write_section  # benchmarks/, run as a script
 
 from logins_pipeline import analytics, settings
 from logins_pipeline.local.services import LocalPostgres, free_port
@@ -198,25 +199,11 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
     return lines, found_plans
 
 
-START, END = "<!-- analytics-bench:start -->", "<!-- analytics-bench:end -->"
-
-
 def markdown(lines: list[str], found_plans: dict[str, str]) -> str:
     parts = [*lines, ""]
     for name, plan in found_plans.items():
         parts += [f"`{name}`:", "", *("    " + line for line in plan.splitlines()), ""]
     return "\n".join(parts)
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace what is between the markers (the text around them is written by hand); append them if new."""
-    current = path.read_text()
-    if START in current:
-        before, rest = current.split(START, 1)
-        after = rest.split(END, 1)[1]
-    else:
-        before, after = current.rstrip("\n") + "\n\n## Analytics (`make bench-analytics`)\n\n", "\n"
-    path.write_text(f"{before}{START}\n{text}{END}{after}")
 
 
 def main() -> None:

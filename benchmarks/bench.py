@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import psycopg
 
 from logins_pipeline import settings
@@ -258,8 +259,25 @@ def aws_like_rows(bench, proxy, latency: float, receivers: int, count: int) -> l
 # --- memory: a 1M backlog through the core path, in bounded chunks --------------------------------------
 
 
+def _peak_kib(pid: int) -> int:
+    """VmHWM of a process: its peak RSS so far, in KiB (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
+def _watch_descendants(stop: threading.Event, peaks: list[int]) -> None:
+    """The build workers are children of the forkserver, not of this process, so RUSAGE_CHILDREN misses
+    them: sample each descendant's peak RSS (it only grows) until `stop`."""
+    me = psutil.Process()
+    while not stop.wait(0.2):
+        peaks.extend(_peak_kib(child.pid) for child in me.children(recursive=True))
+
+
 def _drain_million(args) -> tuple[float, int, int]:
-    """Messages/s, then the peak RSS (KiB) of this process and of the largest build worker."""
+    """Messages/s, then the peak RSS (KiB) of this process and of the largest build worker (or forkserver)."""
     dsn, key_text, total = args
     keys = PiiKeys(parse_masking_key(key_text, development=True))
     started = time.perf_counter()
@@ -267,11 +285,18 @@ def _drain_million(args) -> tuple[float, int, int]:
     chunks = (
         messages([json.dumps(next(events)) for _ in range(min(CHUNK, total - done))]) for done in range(0, total, CHUNK)
     )
-    with PostgresResource(dsn=dsn).connect() as conn:
-        for _ in store_chunks(conn, chunks, keys):
-            pass
+    stop, worker_peaks = threading.Event(), [0]
+    watcher = threading.Thread(target=_watch_descendants, args=(stop, worker_peaks))
+    watcher.start()
+    try:
+        with PostgresResource(dsn=dsn).connect() as conn:
+            for _ in store_chunks(conn, chunks, keys):
+                pass
+    finally:
+        stop.set()
+        watcher.join()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return total / (time.perf_counter() - started), peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return total / (time.perf_counter() - started), peak, max(worker_peaks)
 
 
 # --- sensor tick ---------------------------------------------------------------------------------------

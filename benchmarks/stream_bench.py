@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from markdown_section import write_section  # benchmarks/, run as a script
 
 from logins_pipeline import settings
 from logins_pipeline.local.dagster_ui import dagster_ui
@@ -161,16 +162,6 @@ def run(args) -> str:
     return "\n".join(lines) + "\n"
 
 
-START, END = "<!-- stream-bench:start -->", "<!-- stream-bench:end -->"
-
-
-def write_between_markers(path: Path, table: str) -> None:
-    text = path.read_text()
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    path.write_text(f"{before}{START}\n{table}{END}{after}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 1_000])
@@ -180,7 +171,7 @@ def main() -> None:
     table = run(args)
     print(table)
     if args.write:
-        write_between_markers(args.write, table)
+        write_section(args.write, table, "stream-bench", "Streams (`make bench-stream`)")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from logins_pipeline.core.generate import expected_figures, generate_activity
 from logins_pipeline.core.keys import KeyConfigError
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.vault import VaultError, VaultKey
+from logins_pipeline.drain.ingest import MAX_CHUNK_SIZE, MAX_MIB_IN_HAND
 from logins_pipeline.drain.redrive import NoDeadLetterQueue
 from logins_pipeline.drain.redrive import redrive as redrive_messages
 from logins_pipeline.local.environment import LocalEnvironment
@@ -206,7 +207,7 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
 
 @main.command()
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
-@click.option("--chunk-size", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--chunk-size", type=click.IntRange(1, MAX_CHUNK_SIZE), default=10_000, show_default=True)
 @click.option("--receivers", type=click.IntRange(1, 32), default=4, show_default=True)
 @click.option(
     "--visibility-timeout",
@@ -219,8 +220,15 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
     help="Worker processes that build chunks of 1,000 messages or more; 0: none [default: the number "
     "of CPUs, at most 4]",
 )
+@click.option(
+    "--max-mib-in-hand",
+    type=click.IntRange(min=1),
+    default=MAX_MIB_IN_HAND,
+    show_default=True,
+    help="MiB of message bodies the run holds at once (at least 10 per chunk in hand: build processes + 3)",
+)
 @clear_errors
-def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes):
+def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes, max_mib_in_hand):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
     from logins_pipeline.cli.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
@@ -236,6 +244,7 @@ def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes
         chunk_size=chunk_size,
         receivers=receivers,
         visibility_timeout=visibility_timeout,
+        max_mib_in_hand=max_mib_in_hand,
         **defaulted,
     )
     if not outcome.success:

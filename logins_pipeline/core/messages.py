@@ -12,6 +12,11 @@ class ReceivedMessage:
     body: str = field(repr=False)
     origin: str | None = field(default=None, repr=False)  # the LoginsOrigin attribute of a redriven message
 
+    @property
+    def body_bytes(self) -> int:
+        """The body's size as SQS counts it: bytes of UTF-8 (a lone surrogate as the 3 it was sent as)."""
+        return len(self.body) if self.body.isascii() else len(self.body.encode("utf-8", "surrogatepass"))
+
     def __reduce__(self) -> tuple[type["ReceivedMessage"], tuple[str, str, int, int, str, str | None]]:
         # Chunks go to batch-building processes (drain/pipeline.py): pickled as plain arguments, a message costs a
         # tenth of what a frozen dataclass's default pickling does.

@@ -12,10 +12,11 @@ class PiiKeys:
     masking: MaskingKey  # its key_id is stored in each row
     vault: VaultKey | None = None  # None: the vault is off, and the originals are kept nowhere
 
-    def rebuilt(self) -> "PiiKeys":
-        """The same keys as new objects that share no state with these: a forked build worker uses them, so
-        that a hash object's lock another thread held at the fork cannot block it (drain/pipeline.py)."""
-        return PiiKeys(
-            MaskingKey.from_secret(self.masking.secret),
-            VaultKey.from_secret(self.vault.secret) if self.vault else None,
-        )
+    def __reduce__(self) -> tuple[object, tuple[bytes, bytes | None]]:
+        """Pickled as the secrets alone, and made anew from them: a build worker gets the keys this way,
+        through the pipe that starts it (drain/pipeline.py), and shares no object with the run."""
+        return _from_secrets, (self.masking.secret, self.vault.secret if self.vault else None)
+
+
+def _from_secrets(masking: bytes, vault: bytes | None) -> PiiKeys:
+    return PiiKeys(MaskingKey.from_secret(masking), VaultKey.from_secret(vault) if vault is not None else None)

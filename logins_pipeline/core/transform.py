@@ -4,7 +4,6 @@ Every message comes out exactly once: as a row of `Batch.rows` (validated by the
 as a `Rejection` with a reason code. Neither holds plaintext PII, and no reason text quotes a value.
 """
 
-import contextlib
 import json
 import math
 import os
@@ -18,16 +17,15 @@ import pandas as pd
 import pandera.pandas as pa
 
 from logins_pipeline.core.app_version import InvalidAppVersion, encode_app_version
-from logins_pipeline.core.masking import MaskingKey, canonical_ip, normalise_device_id, pii_tokens, token
+from logins_pipeline.core.masking import MaskingKey, normalise_device_id, pii_tokens, token
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
-from logins_pipeline.core.redaction import redact
+from logins_pipeline.core.quarantine import masked_body
 from logins_pipeline.core.schema import COLUMNS, MaskedLogin
 from logins_pipeline.core.vault import VaultEntry
 
 MAX_BODY_BYTES = 256 * 1024
 REQUIRED_TEXT_FIELDS = ("user_id", "app_version", "device_type", "ip", "device_id")
-PII_FIELDS = frozenset({"ip", "device_id"})
 
 # Reason codes for quarantined messages (documented in the README).
 BODY_TOO_LARGE = "body_too_large"
@@ -55,7 +53,7 @@ class Rejection:
     message_id: str
     reason: str
     detail: str
-    masked_body: str | None  # the JSON object with PII fields replaced by tokens; None if not an object
+    masked_body: str | None  # the JSON object, masked by core/quarantine.py; None if not an object
     body_bytes: int
     body_hmac: str
     sent_at: datetime
@@ -232,64 +230,13 @@ def rows_frame(rows: list[tuple[Any, ...]], key: MaskingKey) -> pd.DataFrame:
     return frame[COLUMNS]
 
 
-def _pii_values(value: object) -> frozenset[str]:
-    """The text of every `ip`/`device_id` value in a parsed body, at any depth, as sent and trimmed."""
-    found: set[str] = set()
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if name.lower() in PII_FIELDS and isinstance(item, str):
-                found |= {item, item.strip()}
-            elif name.lower() in PII_FIELDS and type(item) in (int, float):
-                found.add(json.dumps(item))
-            found |= _pii_values(item)
-    elif isinstance(value, list):
-        for item in value:
-            found |= _pii_values(item)
-    return frozenset(found)
-
-
-def mask_pii(value: object, key: MaskingKey, values: frozenset[str]) -> object:
-    """A copy of a parsed body with every `ip`/`device_id` value, at any depth, replaced by its token, and
-    those values, or anything shaped like an address or device id, redacted from every other key and text."""
-    if isinstance(value, dict):
-        return {
-            redact(k, values): _mask_field(k.lower(), v, key) if k.lower() in PII_FIELDS else mask_pii(v, key, values)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [mask_pii(v, key, values) for v in value]
-    if isinstance(value, str):
-        return redact(value, values)
-    if type(value) in (int, float) and json.dumps(value) in values:  # an ip sent as a number, repeated
-        return redact(json.dumps(value), values)
-    return value
-
-
-def _mask_field(name: str, value: object, key: MaskingKey) -> str:
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = canonical_ip(value) if name == "ip" else normalise_device_id(value)
-        return token(key, name, value)
-    return token(key, name, json.dumps(value, sort_keys=True))
-
-
-def _masked_body(event: dict[str, Any] | None, key: MaskingKey) -> str | None:
-    if event is None:
-        return None
-    try:
-        return json.dumps(mask_pii(event, key, _pii_values(event)), ensure_ascii=True)
-    except RecursionError:  # too deep to walk: keep only size and hash, like an unparseable body
-        return None
-
-
 def _rejection(message: ReceivedMessage, error: Rejected, event: dict[str, Any] | None, key: MaskingKey) -> Rejection:
     raw = message.body.encode("utf-8", "surrogatepass")
-    masked_body = _masked_body(event, key)
     return Rejection(
         message_id=message.message_id,
         reason=error.reason,
         detail=error.detail,
-        masked_body=masked_body,
+        masked_body=masked_body(event, key),
         body_bytes=len(raw),
         body_hmac=token(key, "body", raw),
         sent_at=sent_at(message),

@@ -29,6 +29,19 @@ def _spec_for(point: str) -> str:
     return next((spec for spec in os.environ.get(VARIABLE, "").split(",") if re.split("[@:]", spec)[0] == point), "")
 
 
+def current() -> str | None:
+    """The variable as this process has it: a build worker is told it when it starts (drain/pipeline.py)."""
+    return os.environ.get(VARIABLE)
+
+
+def adopt(spec: str | None) -> None:
+    """Take the run's variable as this process's own (a build worker's environment is its forkserver's)."""
+    if spec is None:
+        os.environ.pop(VARIABLE, None)
+    else:
+        os.environ[VARIABLE] = spec
+
+
 def forget_passages() -> None:
     """Count from zero again: for a process that sets the variable for one test after another."""
     with _lock:

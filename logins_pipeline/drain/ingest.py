@@ -32,9 +32,16 @@ from logins_pipeline.drain.isolation import Stored
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
-from logins_pipeline.resources.sqs import ReceivedChunk, SQSResource
+from logins_pipeline.resources.sqs import MAX_MESSAGE_BYTES, SQS_BATCH, ReceivedChunk, SQSResource
 
 POLL_SECONDS = 0.25  # how often the drain looks for a built chunk to commit while a receive is filling
+# A run with 4 build workers holds 7 chunks: 7 of 15,000 stay under the ~120,000 messages a standard queue
+# lets be in flight (AWS refuses receives past it with OverLimit).
+MAX_CHUNK_SIZE = 15_000
+MIB = 1024 * 1024
+# Bodies a run holds at once, by default: in a 4 GiB task, besides the run (~0.4 GiB) and 4 build workers
+# (~0.3 GiB each) that hold a parsed copy of the chunk they build (about 3x its bodies).
+MAX_MIB_IN_HAND = 512
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,29 @@ class DrainLimits:
     batching_window: float | None = 5.0  # seconds a chunk's first message waits for more (None: no window)
     idle_seconds: float = 0.0  # receive on this long after the last message when the queue runs dry (0: end)
     max_seconds: float = 900.0  # no new chunk is received after this long
+    max_bytes_in_hand: int = MAX_MIB_IN_HAND * MIB  # of message bodies, received and not yet deleted
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk_size must be 1 to {MAX_CHUNK_SIZE:,}, not {self.chunk_size:,}")
+        least = self.chunks_in_hand * SQS_BATCH * MAX_MESSAGE_BYTES
+        if self.max_bytes_in_hand < least:
+            raise ValueError(
+                f"max_bytes_in_hand must be at least {least // MIB} MiB with {self.build_processes} build "
+                f"processes ({self.chunks_in_hand} chunks in hand, each with room for one receive of the "
+                f"largest bodies), not {self.max_bytes_in_hand / MIB:g} MiB"
+            )
+
+    @property
+    def chunks_in_hand(self) -> int:
+        """The most chunks a run holds: one receiving, one building per worker, one storing, one deleting."""
+        return self.build_processes + 3
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The most bytes of bodies one chunk may hold: a chunk closes early when the next receive could
+        pass it."""
+        return self.max_bytes_in_hand // self.chunks_in_hand
 
 
 @dataclass
@@ -169,7 +199,14 @@ def _drain(
             if wanted <= 0 or stop.is_set() or time.monotonic() - started >= limits.max_seconds:
                 return None
             return pool.submit(
-                sqs.receive_chunk, wanted, limits.receivers, timeout, heartbeat.hold, stop, limits.batching_window
+                sqs.receive_chunk,
+                wanted,
+                limits.receivers,
+                timeout,
+                heartbeat.hold,
+                stop,
+                window=limits.batching_window,
+                max_bytes=limits.chunk_bytes,
             )
 
         def idle() -> bool:

@@ -6,19 +6,24 @@ stores the chunk before it. Chunks are still stored one at a time and in order, 
 transaction, so a failure stops the pipeline with nothing after it written. A small chunk (a demo, the
 trickle a sensor tick finds) is built here: a round trip to a worker would cost more than it saves.
 
-Workers are forked, not spawned: a forked worker starts in milliseconds with everything imported, where a
-spawned one would spend longer importing pandas than a 100,000-message drain takes. A worker makes its own
-key objects from the secrets (PiiKeys.rebuilt) and uses nothing else of the parent's state, so a lock
-another thread of the parent held at the fork cannot block it. It ignores Ctrl-C (the parent decides how
-to stop) and exits when the parent dies, so a kill -9 of a run leaves no orphans.
+Workers are forked from a forkserver, not from the run: the run has threads (receivers, the heartbeat,
+Dagster's own) when its first big chunk comes, and a lock one of them held at a fork (OpenSSL's, logging's,
+the import lock, a hash object's) would stay locked forever in the child. The forkserver is a process of
+its own, started (fork and exec) with the first big chunk and kept for the rest of the process: it has one
+thread and this module (pandas, pandera...) imported (build_server.py), so a worker forks from it in
+milliseconds, where a spawned one would spend longer importing pandas than a 100,000-message drain takes.
+Nothing of the run's memory reaches a worker: it gets the keys as secrets pickled through the pipe that
+starts it (never the environment or a file), and the run's failpoints the same way. It ignores Ctrl-C (the
+run decides how to stop) and exits when the run dies; the forkserver exits when the run and the workers
+are gone: a kill -9 of a run leaves no orphans.
 """
 
 import gc
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +34,7 @@ import psycopg
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
+from logins_pipeline.drain import failpoints
 from logins_pipeline.drain.cpus import available_cpus
 from logins_pipeline.drain.failpoints import failpoint
 from logins_pipeline.drain.isolation import Stored, store
@@ -36,23 +42,27 @@ from logins_pipeline.drain.isolation import Stored, store
 BUILD_PROCESSES = min(4, available_cpus())  # the container's CPU limit, not the host's cores (cpus.py)
 MIN_MESSAGES_FOR_A_WORKER = 1_000
 
+_FORKSERVER = multiprocessing.get_context("forkserver")
 _worker_keys: PiiKeys | None = None
 
 
-def _start_worker(parent: int, keys: PiiKeys) -> None:
+def _start_worker(keys: PiiKeys, failpoint_spec: str | None) -> None:
     global _worker_keys  # noqa: PLW0603 (a ProcessPoolExecutor initializer can only leave state in the module)
-    gc.freeze()  # the parent's objects, inherited: the worker's collections need not walk (and copy) them
+    gc.freeze()  # the forkserver's objects, inherited: the worker's collections need not walk (and copy) them
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # A Dagster run turns SIGTERM into KeyboardInterrupt, and a forked worker would inherit that: the pool then
-    # could not stop a worker (it sends SIGTERM when another died), and closing it would wait forever.
+    # The pool stops a worker with SIGTERM (when another died): it must not be caught.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    _worker_keys = keys.rebuilt()
+    threading.Thread(target=_exit_with_the_run, daemon=True).start()
+    failpoints.adopt(failpoint_spec)
+    _worker_keys = keys
 
 
-def _exit_with_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(0.5)
+def _exit_with_the_run() -> None:
+    """The run is this worker's multiprocessing parent (the forkserver only forked it): its sentinel, a pipe,
+    closes when the run dies."""
+    run = multiprocessing.parent_process()
+    assert run is not None and run.sentinel is not None, "a worker is started by a run"
+    multiprocessing.connection.wait([run.sentinel])
     os._exit(1)
 
 
@@ -90,11 +100,12 @@ class _Builder:
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            _FORKSERVER.set_forkserver_preload(["logins_pipeline.drain.build_server"])  # once, as it starts
             self._pool = ProcessPoolExecutor(
                 self.processes,
-                mp_context=multiprocessing.get_context("fork"),
+                mp_context=_FORKSERVER,
                 initializer=_start_worker,
-                initargs=(os.getpid(), self.keys),
+                initargs=(self.keys, failpoints.current()),
             )
         return self._pool
 

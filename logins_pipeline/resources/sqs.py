@@ -25,6 +25,7 @@ from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE
 
 SQS_BATCH = 10  # the most SQS returns, sends or deletes in one call
+MAX_MESSAGE_BYTES = 1024 * 1024  # the largest body SQS accepts (since 2025): one receive may bring 10 MiB
 Client = Any  # a boto3 SQS client: boto3 ships no types
 T = TypeVar("T")
 # A thread of receive_chunk asks whether the queue is dry after this many empty receives in a row.
@@ -86,21 +87,26 @@ def _closes_on_time(messages: list[ReceivedMessage], opened: float | None, windo
 
 
 class _Budget:
-    """How many messages a chunk still wants, shared by its receiving threads."""
+    """How many messages, and bytes of bodies, a chunk still wants, shared by its receiving threads. A
+    receive reserves room for as many of the largest bodies as it asks for, and gives back what its messages
+    left unused: the chunk never holds more bytes than it may, whatever the bodies."""
 
-    def __init__(self, left: int):
-        self.left = left
+    def __init__(self, left: int, bytes_left: int):
+        self.left, self.bytes_left = left, bytes_left
         self._lock = threading.Lock()
 
     def take(self, most: int) -> int:
         with self._lock:
-            taken = min(most, self.left)
+            taken = min(most, self.left, self.bytes_left // MAX_MESSAGE_BYTES)
             self.left -= taken
+            self.bytes_left -= taken * MAX_MESSAGE_BYTES
             return taken
 
-    def give_back(self, count: int) -> None:
+    def give_back(self, taken: int, messages: list[ReceivedMessage]) -> None:
+        """What a receive that took `taken` did not use: it brought `messages`."""
         with self._lock:
-            self.left += count
+            self.left += taken - len(messages)
+            self.bytes_left += taken * MAX_MESSAGE_BYTES - sum(m.body_bytes for m in messages)
 
 
 def chunks(items: list[T], size: int = SQS_BATCH) -> list[list[T]]:
@@ -191,17 +197,19 @@ class SQSResource(ResourceWithBoto3Configuration):
         hold: Callable[[list[ReceivedMessage], float], object] = lambda messages, since: None,
         stop: threading.Event | None = None,
         window: float | None = None,
+        max_bytes: int | None = None,
     ) -> "ReceivedChunk":
-        """Up to `limit` messages, received by `receivers` threads in parallel until the chunk is full, the
-        queue is dry (see `_is_dry`), its batching `window` has passed (see `_closes_on_time`), the chunk
-        has been filling for FILL_SECONDS, or `stop` is set.
+        """Up to `limit` messages with at most `max_bytes` of bodies (default: no bound but the count),
+        received by `receivers` threads in parallel until the chunk is full, the queue is dry (see
+        `_is_dry`), its batching `window` has passed (see `_closes_on_time`), the chunk has been filling for
+        FILL_SECONDS, or `stop` is set.
 
         A short receive ends nothing: AWS answers a receive from a sample of its servers, so partial batches
         are normal while a backlog waits. The threads share the chunk's budget, so none idles while another
         still has messages to take. `hold(messages, since)` gets each receive's messages at once (`since`:
         the time.monotonic() before the call, from which their visibility timeout runs), so the heartbeat
         keeps them hidden while the rest of the chunk fills."""
-        budget = _Budget(limit)
+        budget = _Budget(limit, limit * MAX_MESSAGE_BYTES if max_bytes is None else max_bytes)
         dry, closed, stop = threading.Event(), threading.Event(), stop or threading.Event()
         deadline = time.monotonic() + FILL_SECONDS
         opened: list[float] = []  # when the chunk's first message came in (time.monotonic())
@@ -216,12 +224,12 @@ class SQSResource(ResourceWithBoto3Configuration):
                 try:
                     messages = self.receive(client, wanted, visibility_timeout)
                 except ClientError as error:
-                    budget.give_back(wanted)
+                    budget.give_back(wanted, [])
                     if error.response.get("Error", {}).get("Code") != OVER_LIMIT:
                         raise
                     stop.wait(OVER_LIMIT_PAUSE * random.uniform(0.5, 1.5))
                     continue
-                budget.give_back(wanted - len(messages))
+                budget.give_back(wanted, messages)
                 hold(messages, since)
                 received += messages
                 if messages and not opened:

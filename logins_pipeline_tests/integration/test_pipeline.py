@@ -104,10 +104,11 @@ def test_workers_store_what_the_run_itself_would(pipeline, built_by):
 
 
 def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, built_by):
-    """A worker is forked, so it has this test's fault too; the chunk is then built again here, in parts,
-    and only the message that fails alone is left out."""
+    """A message makes the worker's build fail (the worker stand-in raises for it, as the run's own build
+    does here); the chunk is then built again here, in parts, and only the message that fails alone is left
+    out."""
     _, parts = chunks(2 * CHUNK)
-    poison = parts[1][17]
+    poison = parts[1][17] = workers.marked(parts[1][17], "raises")
     real = transform.parse_body
 
     def parse_body(body):
@@ -116,6 +117,7 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, b
         return real(body)
 
     monkeypatch.setattr(transform, "parse_body", parse_body)
+    monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
     results = store_all(pipeline, parts, processes=2)
     assert built_by[1] == "RuntimeError"  # raised in the worker
     assert [m.message_id for r in results for m in r.failed] == [poison.message_id]
@@ -123,18 +125,25 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, b
     assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK - 1
 
 
+def build_workers() -> list[psutil.Process]:
+    """This process's build workers: the children of its forkserver (a child with the build_server preload),
+    or, had they been forked from this process, its children with its command line."""
+    me = psutil.Process()
+    servers = [p for p in me.children() if "build_server" in " ".join(p.cmdline())]
+    forked = [p for p in me.children() if p.cmdline() == me.cmdline()]
+    return [worker for server in servers for worker in server.children()] + forked
+
+
 @pytest.fixture
 def unstuck() -> Iterator[threading.Event]:
-    """A watchdog for a pool that cannot stop: after a minute it SIGKILLs this process's forked workers (its
-    children with its command line), so that a hang fails the test instead of the suite. Set if it had to."""
+    """A watchdog for a pool that cannot stop: after a minute it SIGKILLs this process's build workers, so
+    that a hang fails the test instead of the suite. Set if it had to."""
     fired = threading.Event()
 
     def kill_workers() -> None:
         fired.set()
-        me = psutil.Process()
-        for child in me.children():
-            if child.cmdline() == me.cmdline():
-                child.kill()
+        for worker in build_workers():
+            worker.kill()
 
     watchdog = threading.Timer(60, kill_workers)
     watchdog.start()
@@ -145,10 +154,9 @@ def unstuck() -> Iterator[threading.Event]:
 def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, built_by, unstuck):
     """The first chunk is still being built by the other worker when the second one's worker dies: the pool
     stops that worker with a SIGTERM, which a Dagster run (execute_in_process, the run worker) maps to
-    KeyboardInterrupt in its process, so in the workers it forks too."""
+    KeyboardInterrupt in its own process: a worker must not have that handler."""
     _, parts = chunks(4 * CHUNK)
-    monkeypatch.setattr(workers, "SLOW_ON", parts[0][0].message_id)
-    monkeypatch.setattr(workers, "DIES_ON", parts[1][0].message_id)
+    parts[0][0], parts[1][0] = workers.marked(parts[0][0], "slow"), workers.marked(parts[1][0], "dies")
     monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # as in a Dagster run
     try:
@@ -161,6 +169,31 @@ def test_a_worker_that_dies_is_replaced_by_building_here(pipeline, monkeypatch, 
     assert sum(r.inserted + r.quarantined for r in results) == 4 * CHUNK
 
 
+def test_a_lock_another_thread_holds_cannot_block_a_worker(pipeline, monkeypatch, unstuck):
+    """The run has threads (receivers, the heartbeat, Dagster's) when its pool starts. Here one holds a lock
+    the workers' build takes: a worker forked from this process would start with it held, and wait forever;
+    one forked from the forkserver builds."""
+    _, parts = chunks(2 * CHUNK)
+    monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_under_lock)
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        with workers.LOCK:
+            held.set()
+            done.wait()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait()
+    try:
+        results = store_all(pipeline, parts, processes=2)
+    finally:
+        done.set()
+        holder.join()
+    assert not unstuck.is_set(), "a worker waited for a lock held in the run: the run would hang"
+    assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK
+
+
 def test_small_chunks_start_no_worker(pipeline, monkeypatch):
     monkeypatch.setattr(pipeline_module, "ProcessPoolExecutor", None)  # would fail if used
     _, parts = chunks(CHUNK)
@@ -170,7 +203,8 @@ def test_small_chunks_start_no_worker(pipeline, monkeypatch):
 
 
 WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
-    import os, sys, time
+    import time
+    import psutil
     from logins_pipeline.core.masking import MaskingKey
     from logins_pipeline.core.pii_keys import PiiKeys
     from logins_pipeline.drain.pipeline import _Builder
@@ -178,16 +212,18 @@ WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
     builder = _Builder(PiiKeys(MaskingKey.from_secret(bytes(32))), 2)
     builder.submit(as_messages(["{}"] * 1000)).result()
     builder.submit(as_messages(["{}"] * 1000)).result()
-    print(" ".join(str(p) for p in builder._pool._processes), flush=True)
+    workers = list(builder._pool._processes)
+    print(" ".join(str(p) for p in [*workers, *{psutil.Process(p).ppid() for p in workers}]), flush=True)
     time.sleep(60)
 """)
 
 
 def test_workers_exit_when_the_run_is_killed():
+    """The workers, and the forkserver they were forked from, exit when the run is killed."""
     run = subprocess.Popen([sys.executable, "-c", WORKERS_OF_A_KILLED_RUN], stdout=subprocess.PIPE, text=True)
     assert run.stdout is not None
     pids = [int(pid) for pid in run.stdout.readline().split()]
-    assert pids
+    assert len(pids) >= 2 and run.pid not in pids  # the workers (started as needed), and their parent
     run.send_signal(signal.SIGKILL)
     run.wait()
     deadline = time.monotonic() + 10

@@ -1,13 +1,16 @@
 """redact() and the logging filter: PII-shaped text never survives, ordinary log text does."""
 
 import logging
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logins_pipeline.core.redaction import REDACTED, redact
+from logins_pipeline.core.redaction import REDACTED, pii_spans, redact
 from logins_pipeline.privacy.log_redaction import RedactedError, RedactionFilter, install_redaction, redacted_errors
+from logins_pipeline_tests.growth import QUADRATIC_LIKE, growths
+from logins_pipeline_tests.hostile import HOSTILE_TEXT
 
 IP, DEVICE_ID = "192.0.2.135", "900-00-0135"
 
@@ -63,6 +66,27 @@ def test_every_address_is_redacted_in_any_notation(address):
     for text in {str(address), address.exploded, str(address).upper()}:
         assert text not in redact(f"x {text} y")
         assert text not in redact(f"x{text}y")
+
+
+# The shape search redact() did before it was made linear (quadratic on a long run: short texts only).
+SHAPE_SEARCH = re.compile(
+    r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}|[0-9A-Fa-f.:]*::[0-9A-Fa-f.:]*|[0-9A-Fa-f.]*(?::[0-9A-Fa-f.]*){7,}"
+    r"|[0-9]{3}-[0-9]{2}-[0-9]{4}"
+)
+
+
+@given(st.text(alphabet="0123456789abfABF.:-x ", max_size=60))
+def test_redacts_all_the_shape_search_finds_and_leaves_no_shape(text):
+    covered = {i for start, end in pii_spans(text) for i in range(start, end)}
+    for found in SHAPE_SEARCH.finditer(text):
+        assert set(range(*found.span())) <= covered, found
+    assert SHAPE_SEARCH.search(redact(text)) is None
+
+
+@pytest.mark.parametrize("unit", HOSTILE_TEXT.values(), ids=HOSTILE_TEXT.keys())
+def test_redaction_time_is_linear_up_to_1_mib(unit):
+    found = growths(redact, lambda size: unit * (size // len(unit)), [2 * 1024, 16 * 1024, 128 * 1024, 1024 * 1024])
+    assert len(found) == 3 and max(found) < QUADRATIC_LIKE, found
 
 
 def test_given_values_are_redacted_wherever_they_are():

@@ -14,7 +14,14 @@ from logins_pipeline.analytics import days_written_since
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
-from logins_pipeline.drain.ingest import DrainLimits, DrainSummary, drain_until_interrupted
+from logins_pipeline.drain.ingest import (
+    MAX_CHUNK_SIZE,
+    MAX_MIB_IN_HAND,
+    MIB,
+    DrainLimits,
+    DrainSummary,
+    drain_until_interrupted,
+)
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES
 from logins_pipeline.privacy.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
@@ -76,7 +83,9 @@ login_quarantine = dg.AssetSpec(
 
 class IngestConfig(dg.Config):
     max_messages: int = Field(default=100_000, ge=1, description="Stop after this many messages in one run")
-    chunk_size: int = Field(default=10_000, ge=1, description="Messages per transaction (commit, then delete)")
+    chunk_size: int = Field(
+        default=10_000, ge=1, le=MAX_CHUNK_SIZE, description="Messages per transaction (commit, then delete)"
+    )
     receivers: int = Field(default=4, ge=1, le=32, description="Parallel SQS receivers")
     build_processes: int = Field(
         default=BUILD_PROCESSES,
@@ -84,6 +93,12 @@ class IngestConfig(dg.Config):
         le=32,
         description="Worker processes that parse, mask and validate chunks of 1,000 messages or more while "
         "the run writes the chunk before (default: the number of CPUs, at most 4; 0: none)",
+    )
+    max_mib_in_hand: int = Field(
+        default=MAX_MIB_IN_HAND,
+        ge=1,
+        description="MiB of message bodies the run holds at once, received and not yet deleted: a chunk closes "
+        "early at its share, this over (build_processes + 3). At least 10 MiB per chunk",
     )
     visibility_timeout: int | None = Field(
         default=None,
@@ -198,6 +213,7 @@ def ingest_logins(
         batching_window=config.batching_window_seconds,
         idle_seconds=config.idle_seconds,
         max_seconds=config.max_seconds,
+        max_bytes_in_hand=config.max_mib_in_hand * MIB,
     )
     announced: list[bool] = []
 
