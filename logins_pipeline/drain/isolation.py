@@ -11,6 +11,7 @@ error is raised and the run fails, rather than sending the whole queue to the de
 
 import traceback
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import psycopg
@@ -18,10 +19,12 @@ import psycopg
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
-from logins_pipeline.resources.postgres import write_batch
+from logins_pipeline.drain.watchdog import Stalled, Watchdog
+from logins_pipeline.resources.postgres import abort, write_batch
 
 MAX_FAILED_ALONE = 10
-NOT_ABOUT_THE_MESSAGES = (psycopg.OperationalError, psycopg.InterfaceError)  # connection lost, server down
+# connection lost, server down, no answer in time
+NOT_ABOUT_THE_MESSAGES = (psycopg.OperationalError, psycopg.InterfaceError, Stalled)
 
 
 class ChunkFailed(Exception):
@@ -41,17 +44,22 @@ class Stored:
 
 
 def store(
-    conn: psycopg.Connection, messages: list[ReceivedMessage], keys: PiiKeys, prebuilt: Batch | None = None
+    conn: psycopg.Connection,
+    messages: list[ReceivedMessage],
+    keys: PiiKeys,
+    prebuilt: Batch | None = None,
+    watchdog: Watchdog | None = None,
 ) -> Stored:
     """`prebuilt`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py); the halves of
-    a failing chunk are built here."""
+    a failing chunk are built here. Each transaction is bounded by `watchdog`, if given."""
     stored = Stored()
     parts = [messages]
     while parts:
         part = parts.pop()
         try:
             batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, keys)
-            result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
+            with watchdog.waiting("Postgres", lambda: abort(conn)) if watchdog else nullcontext():
+                result = write_batch(conn, batch)  # one transaction: COMMIT, or nothing
         except NOT_ABOUT_THE_MESSAGES:
             raise
         except Exception as error:

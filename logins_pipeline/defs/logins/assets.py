@@ -14,7 +14,13 @@ from logins_pipeline.analytics import days_written_since
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.defs.logins.column_schema import column_schema
 from logins_pipeline.defs.logins.freshness import USER_LOGINS_FRESHNESS
-from logins_pipeline.drain.ingest import DrainLimits, DrainSummary, drain_until_interrupted
+from logins_pipeline.drain.ingest import (
+    SHUTDOWN_SECONDS,
+    STALL_SECONDS,
+    DrainLimits,
+    DrainSummary,
+    drain_until_interrupted,
+)
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES
 from logins_pipeline.privacy.log_redaction import install_redaction, redacted_errors
 from logins_pipeline.resources.masking import MaskingResource
@@ -106,6 +112,19 @@ class IngestConfig(dg.Config):
     max_seconds: float = Field(
         default=900.0, gt=0, description="Receive no new chunk after this long: the next run takes over"
     )
+    stall_timeout: int = Field(
+        default=STALL_SECONDS,
+        ge=1,
+        description="Seconds one wait (a Postgres transaction, a build, a receive) may last before the run "
+        "fails as stalled and returns its messages to the queue",
+    )
+    shutdown_timeout: int = Field(
+        default=SHUTDOWN_SECONDS,
+        ge=1,
+        description="Seconds the drain takes at most to stop after SIGTERM or a cancel: it commits the chunk in "
+        "hand and returns the rest to the queue; the process exits some 5 s later (ECS kills a task 30 s after "
+        "SIGTERM by default)",
+    )
 
 
 def _lag_seconds(summary: DrainSummary) -> float:
@@ -159,6 +178,7 @@ def _results(summary: DrainSummary, days: dict):
             "quarantined": summary.quarantined,
             "failed_left_in_queue": summary.failed,
             "delete_failures": summary.delete_failures,
+            "stale_handles": summary.stale,
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
@@ -198,6 +218,8 @@ def ingest_logins(
         batching_window=config.batching_window_seconds,
         idle_seconds=config.idle_seconds,
         max_seconds=config.max_seconds,
+        stall_timeout=config.stall_timeout,
+        shutdown_timeout=config.shutdown_timeout,
     )
     announced: list[bool] = []
 
@@ -213,7 +235,7 @@ def ingest_logins(
 
     try:
         with redacted_errors():
-            summary = drain_until_interrupted(sqs, postgres, keys, limits, progress=log_progress)
+            summary = drain_until_interrupted(sqs, postgres, keys, limits, log_progress)
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):  # cancelled, SIGTERM, Ctrl-C
         context.log.warning(
             "interrupted: stopped receiving; committed chunks were deleted, the rest is back in the queue"
