@@ -30,9 +30,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
+
+import dagster as dg
 
 from logins_pipeline import settings
 from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.defs.logins import sensors
 from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.drain.ingest import DrainLimits, drain
 from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER
@@ -400,6 +404,49 @@ def failed_entry_trial(lab: Lab, trial: int) -> Count:
     return count(pipeline, messages)
 
 
+def revoked_insert_trial(lab: Lab, trial: int, intervals: int = 10, interval: float = 2.0) -> Count:
+    """INSERT on user_logins revoked from the runs' role (in this trial's database) for ten sensor intervals,
+    then granted again. The sensor is evaluated every `interval` seconds (build_sensor_context; its backoff
+    base shortened to the interval) and every run it asks for is launched (`logins-pipeline run`, waited
+    for). The runs fail without receiving anything, the sensor backs off and says so; once the grant is
+    back the backlog drains, the dead-letter queue holds nothing, and no message was received twice (as the
+    quarantined tenth's receive counts show)."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * CHUNK)
+    home = lab.folder / uuid.uuid4().hex[:12]
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    pipeline.env[settings.DAGSTER_HOME] = str(home)  # an instance of its own: the sensor counts its runs only
+    pipeline.seed(messages.bodies)
+    grant = "INSERT ON user_logins {} logins_writer"  # the role of the runs' login (migration 0002)
+    with pipeline.postgres.connect() as conn:
+        conn.execute(f"REVOKE {grant.format('FROM')}")
+    reasons: list[str] = []
+    failed = 0
+    with mock.patch.object(sensors, "BACKOFF_BASE_SECONDS", interval), dg.DagsterInstance.from_config(str(home)) as i:
+
+        def tick() -> None:
+            nonlocal failed
+            result = sensors.login_queue_sensor(dg.build_sensor_context(instance=i, resources={"sqs": pipeline.sqs}))
+            assert isinstance(result, dg.SensorResult)
+            reasons.append(result.skip_reason.skip_message or "" if result.skip_reason else "")
+            for _ in result.run_requests or []:
+                failed += run(pipeline, chunk_size=CHUNK, visibility_timeout=VISIBILITY).wait() != 0
+            time.sleep(interval)
+
+        for _ in range(intervals):
+            tick()
+        with pipeline.postgres.connect() as conn:
+            conn.execute(f"GRANT {grant.format('TO')}")
+        deadline = time.monotonic() + 120
+        while pipeline.left_in_queues() and time.monotonic() < deadline:
+            tick()
+    # the quarantined tenth records the receive count of each: a failed run that received would show in it
+    received_twice = pipeline.scalar("SELECT count(*) FROM login_quarantine WHERE receive_count > 1")
+    if not failed or not any(r.startswith("backing off") for r in reasons) or received_twice:
+        raise Unexpected(f"{failed} failed runs, {received_twice} rows received twice, skip reasons: {reasons}")
+    return count(pipeline, messages)
+
+
 def processes_with(value: str) -> list[int]:
     """The processes whose environment holds `value` (a run's queue URL: the run and its build workers)."""
     pids = []
@@ -499,6 +546,7 @@ def scenarios(trials: int, aws_like_trials: int | None = None, sigterm_chunk: in
         "Postgres stopped mid-run": Scenario(postgres_stopped_trial, max(1, trials // 10), workers=1),
         "Postgres blackholed mid-COMMIT": Scenario(blackhole_trial, max(1, trials // 10)),
         "build worker hung (SIGSTOP)": Scenario(hung_worker_trial, max(1, trials // 10)),
+        "INSERT revoked for 10 sensor intervals": Scenario(revoked_insert_trial, 1),
         f"SIGTERM at 20 ms, {sigterm_chunk:,}-message chunks": Scenario(
             functools.partial(bounded_sigterm_trial, chunk=sigterm_chunk), 1, workers=1
         ),

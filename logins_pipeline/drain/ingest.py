@@ -27,11 +27,11 @@ from logins_pipeline.core.origin import with_origin
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import sent_at
 from logins_pipeline.drain.failpoints import failpoint
-from logins_pipeline.drain.isolation import Stored
+from logins_pipeline.drain.isolation import Stored, SystemicFailure
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.drain.watchdog import Watchdog
-from logins_pipeline.resources.postgres import PostgresResource, abort, apply_migrations
+from logins_pipeline.resources.postgres import PostgresResource, abort, apply_migrations, write_refusal
 from logins_pipeline.resources.sqs import ReceivedChunk, SQSResource
 
 POLL_SECONDS = 0.25  # how often the drain looks for a built chunk to commit while a receive is filling
@@ -137,6 +137,13 @@ def _delete(
         return sqs.delete_all(messages, threads, after_group=deleted, go_on=lambda: watchdog.left() > 0)
     finally:
         heartbeat.release(messages)
+
+
+def _prepare(conn: psycopg.Connection, keys: PiiKeys) -> None:
+    """Migrations, then a check that the database takes writes, before anything is received."""
+    apply_migrations(conn)
+    if refusal := write_refusal(conn, keys.vault is not None):
+        raise SystemicFailure(f"Postgres refuses the writes: {refusal}. Nothing was received")
 
 
 def drain(
@@ -249,7 +256,7 @@ def _drain(
     ):
         try:
             with watchdog.waiting("Postgres", lambda: abort(conn)):
-                apply_migrations(conn)
+                _prepare(conn, keys)
             deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)

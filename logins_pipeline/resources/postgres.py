@@ -262,6 +262,18 @@ class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # it
         )
 
 
+def write_refusal(conn: psycopg.Connection, vault: bool) -> str | None:
+    """Why this connection cannot store a batch (a read-only server, a missing INSERT grant), or None: asked
+    before a run receives anything, so that a database refusing every write costs no message a receive."""
+    if scalar(conn, "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"):
+        return "the server is read-only (a standby, or default_transaction_read_only)"
+    tables = ["public.user_logins", "public.login_quarantine", *(["pii_vault.login_pii"] if vault else [])]
+    for table in tables:
+        if not scalar(conn, "SELECT has_table_privilege(%s, 'INSERT')", (table,)):
+            return f"{scalar(conn, 'SELECT current_user')} may not INSERT into {table}"
+    return None
+
+
 def abort(conn: psycopg.Connection) -> None:
     """Shut the connection's socket down from any thread: a call blocked on it returns at once with an
     OperationalError, whatever the server or the network does (psycopg's cancel would need the server)."""
