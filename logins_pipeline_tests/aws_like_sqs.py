@@ -2,7 +2,7 @@
 
     python -m logins_pipeline_tests.aws_like_sqs --upstream http://127.0.0.1:4566 --port 4577 \
         [--latency 0.02] [--receive uniform|full|<weights>] [--false-empty 0.05] [--error-rate 0.01] \
-        [--bandwidth BYTES_PER_S] [--seed N]
+        [--bandwidth BYTES_PER_S] [--over-limit 0.01] [--failed-entry 1] [--seed N]
 
 Point boto3's `endpoint_url` at it; queue URLs stay the upstream's (SQS routes by the QueueUrl in the body).
 Both of SQS's wire protocols are handled: JSON (`X-Amz-Target: AmazonSQS.<Action>`, what boto3 sends) and
@@ -23,6 +23,10 @@ query (`Action=<Action>` form bodies, what older SDKs and the AWS CLI v1 send). 
 - bandwidth: bytes per second through the proxy, both directions, shared by all connections (none: no cap).
 - over_limit: the share of receives refused with OverLimit (HTTP 403), as AWS refuses them while a standard
   queue has about 120,000 messages in flight (received, not deleted). Not retried by the SDK.
+- failed_entry: the share of ChangeMessageVisibilityBatch and DeleteMessageBatch calls (JSON protocol) of
+  two entries or more that come back with one entry, picked at random, failed (InternalError, SenderFault
+  false: the call succeeds, that entry does not), as AWS may answer a batch. The entry never reaches the
+  server. A call of one entry is left alone, so that a retry of the failed entry can succeed.
 
 It counts the calls it saw by action, and what the receives returned. Its control endpoints (never sent
 upstream): GET /_harness/calls, POST /_harness/reset, POST /_harness/config with a JSON object of knobs.
@@ -62,7 +66,9 @@ AWS_LIKE = {
     "error_rate": 0.02,
     "bandwidth": None,
     "over_limit": 0.0,
+    "failed_entry": 0.0,
 }
+FAILABLE_BATCHES = ("ChangeMessageVisibilityBatch", "DeleteMessageBatch")
 HOP_BY_HOP = {"host", "content-length", "connection", "transfer-encoding", "keep-alive"}
 
 
@@ -74,6 +80,7 @@ class Knobs:
     error_rate: float = 0.0
     bandwidth: float | None = None  # bytes per second
     over_limit: float = 0.0
+    failed_entry: float = 0.0
     seed: int | None = None
 
     def receive_count(self, asked: int, rng: random.Random) -> int:
@@ -159,6 +166,15 @@ class Call:
         return Response(xml.encode(), status_code=status, media_type="text/xml")
 
 
+def with_failed_entry(answer: Response, failed: dict) -> Response:
+    """A batch call's answer with `failed` added to its Failed list (an error answer as it is)."""
+    if answer.status_code != 200:
+        return answer
+    body = json.loads(bytes(answer.body) or b"{}")
+    body["Failed"] = [*body.get("Failed", []), failed]
+    return Response(json.dumps(body).encode(), media_type="application/x-amz-json-1.0")
+
+
 def received_count(call: Call, content: bytes) -> int:
     if call.is_json:
         return len(json.loads(content or b"{}").get("Messages", []))
@@ -184,7 +200,19 @@ class Proxy:
         await asyncio.sleep(self.knobs.latency)
         await self.link.carry(len(body), self.knobs.bandwidth)
         fault = self.rng.random() < self.knobs.error_rate
-        return self._refusal(call, fault) or await self._upstream(request, call, fault)
+        failed = self._failed_entry(call)
+        answer = self._refusal(call, fault) or await self._upstream(request, call, fault)
+        return with_failed_entry(answer, failed) if failed else answer
+
+    def _failed_entry(self, call: Call) -> dict | None:
+        """An entry taken out of a batch call, to be answered as failed (the failed_entry knob)."""
+        entries = call.params.get("Entries", []) if call.is_json else []
+        if call.action not in FAILABLE_BATCHES or len(entries) < 2 or self.rng.random() >= self.knobs.failed_entry:
+            return None
+        entry = entries.pop(self.rng.randrange(len(entries)))
+        call.changed = True
+        self.calls.errors["failed entry"] += 1
+        return {"Id": entry["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected"}
 
     def _refusal(self, call: Call, fault: bool) -> Response | None:
         """The answer of a call that never reaches the server; None for one that does (its receive lowered)."""
@@ -322,10 +350,18 @@ def main() -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--bandwidth", type=float)
     parser.add_argument("--over-limit", type=float, default=0.0)
+    parser.add_argument("--failed-entry", type=float, default=0.0)
     parser.add_argument("--seed", type=int)
     args = parser.parse_args()
     knobs = Knobs(
-        args.latency, args.receive, args.false_empty, args.error_rate, args.bandwidth, args.over_limit, args.seed
+        args.latency,
+        args.receive,
+        args.false_empty,
+        args.error_rate,
+        args.bandwidth,
+        args.over_limit,
+        args.failed_entry,
+        args.seed,
     )
     uvicorn.run(
         Proxy(args.upstream, knobs).app(), host="127.0.0.1", port=args.port, log_level="warning", access_log=False

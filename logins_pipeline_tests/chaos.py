@@ -30,9 +30,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from unittest import mock
+
+import dagster as dg
 
 from logins_pipeline import settings
 from logins_pipeline.core.generate import generate_logins
+from logins_pipeline.defs.logins import sensors
 from logins_pipeline.drain.failpoints import VARIABLE as FAILPOINT
 from logins_pipeline.drain.ingest import DrainLimits, drain
 from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER
@@ -42,6 +46,7 @@ from logins_pipeline.local.services import LocalPostgres, free_port
 from logins_pipeline.resources.sqs import SQS_BATCH
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
 from logins_pipeline_tests.harness import DAGSTER_YAML, Pipeline, new_pipeline, sqs_resource
+from logins_pipeline_tests.pg_blackhole import PostgresBlackhole
 
 CLI = str(Path(sys.executable).parent / "logins-pipeline")
 CHUNK = 20  # messages per transaction in the faulted runs: two receives, two DeleteMessageBatch calls
@@ -50,6 +55,9 @@ VISIBILITY = 2  # seconds; the heartbeat renews what has less than half of it le
 # answers slowly: with 6 s, chunk-1 messages came back into chunk 2 while three suites shared the two cores.
 AWS_LIKE_VISIBILITY = 10
 CRASH_POINTS = ("after_receive", "after_commit", "mid_delete")
+STALL = 5  # seconds: the faulted runs' stall timeout (--stall-timeout), where a hang must end them
+EXIT_AFTER_SIGTERM = 20  # seconds: a run's process exits within this of SIGTERM (a drain's default bound is 15 s)
+SLACK = 10  # seconds a run may take beyond a bound to start, and to end once its drain has returned
 REJECT_POISON = """
 CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN IF NEW.user_id = '{user_id}' THEN RAISE EXCEPTION 'poison message'; END IF; RETURN NEW; END $$;
@@ -167,13 +175,13 @@ def taken_while(running: Callable[[], bool], pipeline: Pipeline) -> list[dict]:
     return taken
 
 
-def recover(pipeline: Pipeline, visibility: int = VISIBILITY) -> None:
+def recover(pipeline: Pipeline, visibility: int = VISIBILITY, chunk: int = CHUNK) -> None:
     """New runs until the queue is empty (for at most a minute), each once nothing is in flight: what a killed
     run, or a receive whose answer was lost, held hidden is visible again within the visibility timeout."""
     sqs = sqs_resource(pipeline.env, wait_time_seconds=0)
     deadline = time.monotonic() + 60
     while (depth := pipeline.sqs.queue_depth()).total and time.monotonic() < deadline:
-        limits = DrainLimits(chunk_size=CHUNK, visibility_timeout=visibility)
+        limits = DrainLimits(chunk_size=chunk, visibility_timeout=visibility)
         if depth.in_flight or not drain(sqs, pipeline.postgres, pipeline.keys, limits).received:
             time.sleep(0.2)
 
@@ -275,6 +283,182 @@ def sigterm_trial(lab: Lab, trial: int) -> Count:
     return count(pipeline, messages)
 
 
+def bounded_sigterm_trial(lab: Lab, trial: int, chunk: int = 10_000) -> Count:
+    """SIGTERM through SQS at 20 ms a call (a proxy of its own: latency and partial receives, no lost answers
+    that would keep messages hidden) with `chunk`-message chunks while both build workers are busy: each
+    worker's second build is held for 5 minutes by a failpoint (the stall timeout raised past it), and the
+    signal comes once a chunk is stored and the run waits on a held build with three chunks in hand (the
+    queue's in-flight count at two chunks or more, and still for 3 s). The process must exit within
+    EXIT_AFTER_SIGTERM seconds, its workers killed, having stored whole chunks only. What it held goes back
+    at once while the bound allows (all of it, unless the SQS server is too slow to take 3,000 or more calls
+    in the time: the rest is visible after the run's 30 s visibility timeout); the figures are printed."""
+    total = 6 * chunk
+    pipeline, messages = lab.pipeline(), Messages.generate(total)
+    if pipeline.sqs.send_all(messages.bodies, senders=8):
+        raise Unexpected("seeding failed")
+    server = pipeline.env[settings.AWS_ENDPOINT_URL_SQS]
+    with AwsLikeSQS(server, latency=0.02, receive="uniform") as proxy:
+        pipeline.env[settings.AWS_ENDPOINT_URL_SQS] = proxy.endpoint_url
+        child = run(
+            pipeline,
+            "after_build@2:300",
+            chunk_size=chunk,
+            build_processes=2,
+            visibility_timeout=30,
+            stall_timeout=600,
+        )
+        pipeline.env[settings.AWS_ENDPOINT_URL_SQS] = server  # the recovery's, below
+        wait_until(lambda: stored(pipeline) >= chunk and waits_holding(pipeline, 2 * chunk), "all workers busy", 600)
+        signalled = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        finish(child, 1, "interrupted")
+        took = time.monotonic() - signalled
+    depth, committed = pipeline.sqs.queue_depth(), stored(pipeline)
+    print(
+        f"SIGTERM with {chunk:,}-message chunks at 20 ms: exited in {took:.1f} s; {committed:,} stored, "
+        f"{depth.visible:,} visible, {depth.in_flight:,} still in flight",
+        file=sys.stderr,
+        flush=True,
+    )
+    if left := processes_with(pipeline.env[settings.QUEUE_URL]):
+        raise Unexpected(f"processes of the run left behind: {left}")
+    if took > EXIT_AFTER_SIGTERM or committed % chunk or committed + depth.total != total:
+        raise Unexpected(f"SIGTERM: exited after {took:.1f} s, {committed} stored, {depth}")
+    wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 0, "nothing is in flight", timeout=30)
+    recover(pipeline, visibility=30, chunk=chunk)
+    return count(pipeline, messages)
+
+
+def waits_holding(pipeline: Pipeline, messages: int) -> bool:
+    """Whether the queue has at least `messages` in flight, unchanged for 3 s: the run receives nothing and
+    deletes nothing, it waits on a build."""
+    before = pipeline.sqs.queue_depth().in_flight
+    time.sleep(3)
+    return before >= messages and pipeline.sqs.queue_depth().in_flight == before
+
+
+def blackhole_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
+    """Postgres stops answering mid-COMMIT: the second COMMIT reaches the server (which commits it), its answer
+    never comes back and the connection stays open (pg_blackhole.py). The run must fail as stalled within its
+    stall timeout and leave nothing hidden: what it held is visible again at once (a receive whose answer the
+    AWS-like proxy lost, within its visibility timeout)."""
+    pipeline, messages = lab.pipeline(aws_like), Messages.generate(5 * CHUNK)
+    pipeline.seed(messages.bodies)
+    visibility = AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
+    with PostgresBlackhole(lab.environment.postgres.port, hang_at_commit=2) as blackhole:
+        pipeline.env[settings.POSTGRES_DSN] = blackhole.dsn(pipeline.env[settings.POSTGRES_DSN])
+        child = run(pipeline, chunk_size=CHUNK, receivers=1, visibility_timeout=visibility, stall_timeout=STALL)
+        finish(child, 1, "stalled: no answer from Postgres")
+        failed_after = time.monotonic() - blackhole.hung_at
+    if not blackhole.hung.is_set() or failed_after > STALL + SLACK:
+        raise Unexpected(f"the run failed {failed_after:.1f} s after the hang (bound: {STALL} s)")
+    wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 0, "nothing is in flight", timeout=visibility)
+    recover(pipeline, visibility)
+    return count(pipeline, messages)
+
+
+def hung_worker_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
+    """Build workers that stop (SIGSTOP) at their first build, chunks in hand: the run fails as stalled within
+    its stall timeout, kills them (no process of the run is left, stopped or not), and nothing stays hidden."""
+    pipeline, messages = lab.pipeline(aws_like), Messages.generate(3 * MIN_MESSAGES_FOR_A_WORKER)
+    pipeline.seed(messages.bodies)
+    visibility = AWS_LIKE_VISIBILITY if aws_like else VISIBILITY
+    child = run(
+        pipeline,
+        "after_build:stop",
+        chunk_size=MIN_MESSAGES_FOR_A_WORKER,
+        build_processes=2,
+        visibility_timeout=visibility,
+        stall_timeout=STALL,
+    )
+    finish(child, 1, "stalled: no answer from a build worker")
+    if left := processes_with(pipeline.env[settings.QUEUE_URL]):
+        raise Unexpected(f"processes of the run left behind: {left}")
+    wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 0, "nothing is in flight", timeout=visibility)
+    recover(pipeline, visibility, chunk=MIN_MESSAGES_FOR_A_WORKER)
+    return count(pipeline, messages)
+
+
+def failed_entry_trial(lab: Lab, trial: int) -> Count:
+    """Through a proxy of its own that fails one entry of every ChangeMessageVisibilityBatch and
+    DeleteMessageBatch call of two entries or more (InternalError; with 20 ms a call and partial receives, and
+    no lost answers, which would make a receive count twice), a run holds each chunk 4 s past its 2 s
+    visibility timeout, so each message is renewed several times. Every failed renewal must be tried again
+    before the message lapses, and every failed delete again: each message is received exactly once (the
+    proxy's count of messages received equals those sent) and the queue is empty once the run has ended."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * CHUNK)
+    pipeline.seed(messages.bodies)
+    server = pipeline.env[settings.AWS_ENDPOINT_URL_SQS]
+    with AwsLikeSQS(server, latency=0.02, receive="uniform", failed_entry=1.0) as proxy:
+        pipeline.env[settings.AWS_ENDPOINT_URL_SQS] = proxy.endpoint_url
+        child = run(pipeline, "after_receive:4", chunk_size=CHUNK, receivers=1, visibility_timeout=VISIBILITY)
+        pipeline.env[settings.AWS_ENDPOINT_URL_SQS] = server
+        finish(child, 0)
+        calls = proxy.calls()
+    left = pipeline.sqs.queue_depth().total
+    if calls["receive_messages"] != len(messages.bodies) or left or not calls["errors"].get("failed entry"):
+        raise Unexpected(
+            f"{calls['receive_messages']} messages received of {len(messages.bodies)} sent, {left} left in the "
+            f"queue, {calls['errors']} injected"
+        )
+    return count(pipeline, messages)
+
+
+def revoked_insert_trial(lab: Lab, trial: int, intervals: int = 10, interval: float = 2.0) -> Count:
+    """INSERT on user_logins revoked from the runs' role (in this trial's database) for ten sensor intervals,
+    then granted again. The sensor is evaluated every `interval` seconds (build_sensor_context; its backoff
+    base shortened to the interval) and every run it asks for is launched (`logins-pipeline run`, waited
+    for). The runs fail without receiving anything, the sensor backs off and says so; once the grant is
+    back the backlog drains, the dead-letter queue holds nothing, and no message was received twice (as the
+    quarantined tenth's receive counts show)."""
+    pipeline, messages = lab.pipeline(), Messages.generate(3 * CHUNK)
+    home = lab.folder / uuid.uuid4().hex[:12]
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    pipeline.env[settings.DAGSTER_HOME] = str(home)  # an instance of its own: the sensor counts its runs only
+    pipeline.seed(messages.bodies)
+    grant = "INSERT ON user_logins {} logins_writer"  # the role of the runs' login (migration 0002)
+    with pipeline.postgres.connect() as conn:
+        conn.execute(f"REVOKE {grant.format('FROM')}")
+    reasons: list[str] = []
+    failed = 0
+    with mock.patch.object(sensors, "BACKOFF_BASE_SECONDS", interval), dg.DagsterInstance.from_config(str(home)) as i:
+
+        def tick() -> None:
+            nonlocal failed
+            result = sensors.login_queue_sensor(dg.build_sensor_context(instance=i, resources={"sqs": pipeline.sqs}))
+            assert isinstance(result, dg.SensorResult)
+            reasons.append(result.skip_reason.skip_message or "" if result.skip_reason else "")
+            for _ in result.run_requests or []:
+                failed += run(pipeline, chunk_size=CHUNK, visibility_timeout=VISIBILITY).wait() != 0
+            time.sleep(interval)
+
+        for _ in range(intervals):
+            tick()
+        with pipeline.postgres.connect() as conn:
+            conn.execute(f"GRANT {grant.format('TO')}")
+        deadline = time.monotonic() + 120
+        while pipeline.left_in_queues() and time.monotonic() < deadline:
+            tick()
+    # the quarantined tenth records the receive count of each: a failed run that received would show in it
+    received_twice = pipeline.scalar("SELECT count(*) FROM login_quarantine WHERE receive_count > 1")
+    if not failed or not any(r.startswith("backing off") for r in reasons) or received_twice:
+        raise Unexpected(f"{failed} failed runs, {received_twice} rows received twice, skip reasons: {reasons}")
+    return count(pipeline, messages)
+
+
+def processes_with(value: str) -> list[int]:
+    """The processes whose environment holds `value` (a run's queue URL: the run and its build workers)."""
+    pids = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if value.encode() in environ.read_bytes():
+                pids.append(int(environ.parent.name))
+        except OSError:  # gone, or not ours
+            continue
+    return pids
+
+
 def postgres_stopped_trial(lab: Lab, trial: int) -> Count:
     """Postgres shut down in the middle of a run: the run fails with a clear error, deletes nothing it did
     not commit, and the next run after Postgres is back completes the rest."""
@@ -350,16 +534,22 @@ class Scenario:
             return sum(pool.map(lambda i: self.trial(lab, i), range(self.trials)), Count())
 
 
-def scenarios(trials: int, aws_like_trials: int | None = None) -> dict[str, Scenario]:
+def scenarios(trials: int, aws_like_trials: int | None = None, sigterm_chunk: int = 10_000) -> dict[str, Scenario]:
     """The rows of the table, with `trials` trials per crash point (`aws_like_trials` through AWS-like SQS,
     default half as many: each costs seconds of latency and visibility timeouts) and fewer of the slower
-    faults."""
+    faults; the SIGTERM at 20 ms with `sigterm_chunk`-message chunks."""
     aws_like_trials = aws_like_trials or max(1, trials // 2)
     return {
         **{f"kill -9 {point}": Scenario(functools.partial(crash_trial, point=point), trials) for point in CRASH_POINTS},
         "kill -9 with build workers": Scenario(worker_crash_trial, max(1, trials // 5)),
         "SIGTERM mid-run": Scenario(sigterm_trial, max(1, trials // 5)),
         "Postgres stopped mid-run": Scenario(postgres_stopped_trial, max(1, trials // 10), workers=1),
+        "Postgres blackholed mid-COMMIT": Scenario(blackhole_trial, max(1, trials // 10)),
+        "build worker hung (SIGSTOP)": Scenario(hung_worker_trial, max(1, trials // 10)),
+        "INSERT revoked for 10 sensor intervals": Scenario(revoked_insert_trial, 1),
+        f"SIGTERM at 20 ms, {sigterm_chunk:,}-message chunks": Scenario(
+            functools.partial(bounded_sigterm_trial, chunk=sigterm_chunk), 1, workers=1
+        ),
         "poison -> dead-letter -> redrive": Scenario(poison_trial, max(1, trials // 10)),
         "4 parallel runs, 10,000 messages": Scenario(parallel_runs_trial, 1),
         **{
@@ -373,6 +563,13 @@ def scenarios(trials: int, aws_like_trials: int | None = None) -> dict[str, Scen
         ),
         "AWS-like SQS: 4 parallel runs, 10,000 messages": Scenario(
             functools.partial(parallel_runs_trial, aws_like=True), 1
+        ),
+        "AWS-like SQS: Postgres blackholed mid-COMMIT": Scenario(
+            functools.partial(blackhole_trial, aws_like=True), max(1, trials // 10)
+        ),
+        "AWS-like SQS: a failed entry in every visibility and delete batch": Scenario(failed_entry_trial, 1),
+        "AWS-like SQS: build worker hung (SIGSTOP)": Scenario(
+            functools.partial(hung_worker_trial, aws_like=True), max(1, trials // 10)
         ),
     }
 

@@ -227,8 +227,27 @@ def _table_counts(postgres: PostgresResource) -> tuple[int, int]:
     show_default=True,
     help="MiB of message bodies the run holds at once (at least 10 per chunk in hand: build processes + 3)",
 )
+@click.option(
+    "--stall-timeout",
+    type=click.IntRange(min=1),
+    help="Seconds one wait (Postgres, a build, a receive) may last before the run fails as stalled [default: 120]",
+)
+@click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(min=1),
+    help="Seconds the drain takes at most to stop after SIGTERM (the process exits within 20) [default: 15]",
+)
 @clear_errors
-def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes, max_mib_in_hand):
+def run(
+    max_messages,
+    chunk_size,
+    receivers,
+    visibility_timeout,
+    build_processes,
+    max_mib_in_hand,
+    stall_timeout,
+    shutdown_timeout,
+):
     """Materialize ingest_logins_job once, recorded in the Dagster instance at DAGSTER_HOME."""
     from logins_pipeline.cli.run import run_ingest_job  # imports Dagster's definitions: only when needed
 
@@ -238,7 +257,8 @@ def run(max_messages, chunk_size, receivers, visibility_timeout, build_processes
     sqs = _sqs()
     sqs.queue_depth()  # fail fast, with one line, if the queue is unreachable
     _table_counts(_postgres())
-    defaulted = {} if build_processes is None else {"build_processes": build_processes}
+    optional = {"build_processes": build_processes, "stall_timeout": stall_timeout}
+    defaulted = {k: v for k, v in {**optional, "shutdown_timeout": shutdown_timeout}.items() if v is not None}
     outcome = run_ingest_job(
         max_messages=max_messages,
         chunk_size=chunk_size,

@@ -1,9 +1,10 @@
 """Test-only fault injection at named points of the drain; production never sets the variable.
 
-    LOGINS_FAILPOINT="<point>[@<n>][:<seconds>][,<point>...]"
+    LOGINS_FAILPOINT="<point>[@<n>][:<seconds>|:stop][,<point>...]"
 
 At the n-th passage through `point` (every passage without @n) the process kills itself with SIGKILL, a
-real `kill -9` that runs no cleanup, or sleeps <seconds> if given. Points: after_receive (a chunk is
+real `kill -9` that runs no cleanup, or sleeps <seconds> if given, or stops itself with SIGSTOP (`stop`:
+a hung process, which only SIGCONT or SIGKILL ends). Points: after_receive (a chunk is
 received, nothing committed), after_build (a build worker has built a batch and not yet handed it back;
 each worker counts its own passages, and a kill there kills the worker, not the run: the run builds that
 chunk itself), after_commit (committed, nothing deleted), mid_delete (after the first
@@ -59,7 +60,9 @@ def failpoint(point: str) -> None:
         passage = _passages[point]
     if nth and passage != int(nth):
         return
-    if seconds:
+    if seconds == "stop":
+        os.kill(os.getpid(), signal.SIGSTOP)
+    elif seconds:
         time.sleep(float(seconds))
     else:
         os.kill(os.getpid(), signal.SIGKILL)

@@ -17,7 +17,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import numpy as np
 import psycopg
@@ -28,10 +27,11 @@ from logins_pipeline.core.origin import with_origin
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import sent_at
 from logins_pipeline.drain.failpoints import failpoint
-from logins_pipeline.drain.isolation import Stored
+from logins_pipeline.drain.isolation import Stored, SystemicFailure
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
-from logins_pipeline.resources.postgres import PostgresResource, apply_migrations
+from logins_pipeline.drain.watchdog import Watchdog
+from logins_pipeline.resources.postgres import PostgresResource, abort, apply_migrations, write_refusal
 from logins_pipeline.resources.sqs import MAX_MESSAGE_BYTES, SQS_BATCH, ReceivedChunk, SQSResource
 
 POLL_SECONDS = 0.25  # how often the drain looks for a built chunk to commit while a receive is filling
@@ -42,6 +42,13 @@ MIB = 1024 * 1024
 # Bodies a run holds at once, by default: in a 4 GiB task, besides the run (~0.4 GiB) and 4 build workers
 # (~0.3 GiB each) that hold a parsed copy of the chunk they build (about 3x its bodies).
 MAX_MIB_IN_HAND = 512
+# The longest one wait of a run (a Postgres transaction, a build, SQS answering a receive) may last: a hang, far
+# past a slow step (a 10,000-message COMMIT or build takes seconds here), and past one receive call's own
+# bound (5 attempts of at most 16 s, with backoff). The run then fails, its messages back in the queue.
+STALL_SECONDS = 120
+# After SIGTERM (or a cancel) the drain returns within this, and a `logins-pipeline run` or a Dagster run process
+# exits within 20 s (Dagster records the interrupt in a few seconds more): ECS sends SIGKILL 30 s after SIGTERM.
+SHUTDOWN_SECONDS = 15
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class DrainLimits:
     idle_seconds: float = 0.0  # receive on this long after the last message when the queue runs dry (0: end)
     max_seconds: float = 900.0  # no new chunk is received after this long
     max_bytes_in_hand: int = MAX_MIB_IN_HAND * MIB  # of message bodies, received and not yet deleted
+    stall_timeout: float = STALL_SECONDS
+    shutdown_timeout: float = SHUTDOWN_SECONDS
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
@@ -87,6 +96,7 @@ class DrainSummary:
     quarantined: int = 0
     failed: int = 0  # failed alone (not a validation failure): left in the queue for the dead-letter queue
     delete_failures: int = 0
+    stale: int = 0  # committed but not deleted: their receipt handles went stale while in hand (visibility.py)
     chunks: int = 0
     seconds: float = 0.0
     oldest_sent_at: datetime | None = None
@@ -106,9 +116,17 @@ class DrainSummary:
         return {"p50": float(p50), "p95": float(p95), "max": float(most)}
 
 
-def _record(summary: DrainSummary, messages: list[ReceivedMessage], stored: Stored, committed_at: float) -> None:
-    """Add a stored chunk to the summary; `committed_at` is the time.time() just after its COMMIT."""
+def _record(
+    summary: DrainSummary,
+    messages: list[ReceivedMessage],
+    stored: Stored,
+    committed_at: float,
+    stale: list[ReceivedMessage],
+) -> None:
+    """Add a stored chunk to the summary; `committed_at` is the time.time() just after its COMMIT, `stale` its
+    messages whose receipt handles went stale (not deleted: visibility.py)."""
     summary.chunks += 1
+    summary.stale += len(stale)
     summary.delays.extend(committed_at - m.sent_timestamp_ms / 1000 for m in stored.committed)
     summary.received += len(messages)
     summary.inserted += stored.inserted
@@ -130,9 +148,15 @@ def _first_line(error: Exception) -> str:
     return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
-def _delete(sqs: SQSResource, heartbeat: VisibilityHeartbeat, messages: list[ReceivedMessage], threads: int) -> int:
-    """Delete committed messages; how many were not deleted (they come back after the visibility timeout and
-    are skipped as duplicates)."""
+def _delete(
+    sqs: SQSResource,
+    heartbeat: VisibilityHeartbeat,
+    watchdog: Watchdog,
+    messages: list[ReceivedMessage],
+    threads: int,
+) -> int:
+    """Delete committed messages, until the deadline of a stop; how many were not deleted (they come back
+    after the visibility timeout and are skipped as duplicates)."""
 
     def deleted(n: int, group: list[ReceivedMessage]) -> None:
         heartbeat.release(group)  # no renewal for what is gone (or failed to go: skipped when it comes back)
@@ -140,9 +164,16 @@ def _delete(sqs: SQSResource, heartbeat: VisibilityHeartbeat, messages: list[Rec
             failpoint("mid_delete")
 
     try:
-        return sqs.delete_all(messages, threads, after_group=deleted)
+        return sqs.delete_all(messages, threads, after_group=deleted, go_on=lambda: watchdog.left() > 0)
     finally:
         heartbeat.release(messages)
+
+
+def _prepare(conn: psycopg.Connection, keys: PiiKeys) -> None:
+    """Migrations, then a check that the database takes writes, before anything is received."""
+    apply_migrations(conn)
+    if refusal := write_refusal(conn, keys.vault is not None):
+        raise SystemicFailure(f"Postgres refuses the writes: {refusal}. Nothing was received")
 
 
 def drain(
@@ -154,12 +185,13 @@ def drain(
     stop: threading.Event | None = None,
 ) -> DrainSummary:
     """Drain up to limits.max_messages, for up to limits.max_seconds, until the queue has been dry for
-    limits.idle_seconds (0: as soon as it is dry), or until `stop` is set (then the chunk in flight is
-    finished and what was received after it goes back to the queue). A chunk closes when it is full, when
-    the queue is dry, or when its batching window has passed while the run keeps up with the queue
-    (SQSResource.receive_chunk). The stages overlap: while chunk N is committed,
-    the next chunks are being built (pipeline.py) and received, and chunk N-1 deleted; a chunk is deleted
-    only after its COMMIT."""
+    limits.idle_seconds (0: as soon as it is dry), or until `stop` is set (then the chunk being committed is
+    finished and deleted, and every other message the run holds goes back to the queue at once, all within
+    limits.shutdown_timeout). A chunk closes when it is full, when the queue is dry, or when its batching
+    window has passed while the run keeps up with the queue (SQSResource.receive_chunk). The stages overlap:
+    while chunk N is committed, the next chunks are being built (pipeline.py) and received, and chunk N-1
+    deleted; a chunk is deleted only after its COMMIT. A wait longer than limits.stall_timeout fails the run
+    with Stalled (watchdog.py)."""
     try:
         return _drain(sqs, postgres, keys, limits, progress, stop or threading.Event())
     except psycopg.OperationalError as error:
@@ -174,6 +206,67 @@ def drain(
         ) from error
 
 
+class _Receiving:
+    """The chunks a run receives, as store_chunks takes them: each a list of messages, or None for "no new
+    chunk yet" while a receive is filling. One chunk is received ahead at most, so memory stays bounded."""
+
+    def __init__(
+        self,
+        sqs: SQSResource,
+        keys: PiiKeys,
+        limits: DrainLimits,
+        timeout: int,
+        heartbeat: VisibilityHeartbeat,
+        watchdog: Watchdog,
+        pool: ThreadPoolExecutor,
+    ):
+        self.sqs, self.keys, self.limits, self.timeout = sqs, keys, limits, timeout
+        self.heartbeat, self.watchdog, self.pool, self.stop = heartbeat, watchdog, pool, watchdog.stop
+        self.started = self.last_message = time.monotonic()  # the last chunk with messages came in
+        self.received = 0  # messages received so far: what counts against limits.max_messages
+
+    def _receive_next(self) -> Future[ReceivedChunk] | None:
+        wanted = min(self.limits.chunk_size, self.limits.max_messages - self.received)
+        if wanted <= 0 or self.stop.is_set() or time.monotonic() - self.started >= self.limits.max_seconds:
+            return None
+        return self.pool.submit(
+            self.sqs.receive_chunk,
+            wanted,
+            self.limits.receivers,
+            self.timeout,
+            self.heartbeat.hold,
+            self.stop,
+            window=self.limits.batching_window,
+            max_bytes=self.limits.chunk_bytes,
+        )
+
+    def _idle(self) -> bool:
+        """The queue has had nothing for the run for limits.idle_seconds: it ends."""
+        return time.monotonic() - self.last_message >= self.limits.idle_seconds
+
+    def __iter__(self) -> Iterator[list[ReceivedMessage] | None]:
+        receiving = self._receive_next()
+        while receiving is not None:
+            if not wait([receiving], timeout=POLL_SECONDS).done:
+                if self.stop.is_set():
+                    return
+                if (waited := time.monotonic() - self.heartbeat.last_progress) > self.watchdog.left():
+                    raise self.watchdog.stalled("SQS (a receive)", waited)
+                yield None  # no new chunk yet: store_chunks commits what is built meanwhile
+                continue
+            chunk = receiving.result()
+            if self.stop.is_set():
+                return
+            if chunk.messages:
+                self.last_message = time.monotonic()
+                failpoint("after_receive")
+                self.received += len(chunk.messages)
+            # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry and idle
+            receiving = None if (chunk.dry or not chunk.messages) and self._idle() else self._receive_next()
+            if chunk.messages:
+                yield [with_origin(m, self.keys.masking) for m in chunk.messages]
+
+
 def _drain(
     sqs: SQSResource,
     postgres: PostgresResource,
@@ -185,70 +278,37 @@ def _drain(
     started = time.monotonic()
     summary = DrainSummary()
     timeout = limits.visibility_timeout or sqs.visibility_timeout
-    received = 0  # messages received so far: what counts against limits.max_messages
-    last_message = started  # when the last chunk with messages came in (time.monotonic())
 
     with (
         postgres.connect() as conn,
-        VisibilityHeartbeat(sqs, timeout) as heartbeat,  # left after the pool: deletes finish first
+        VisibilityHeartbeat(sqs, timeout, limits.stall_timeout) as heartbeat,  # left last: deletes finish first
+        Watchdog(limits.stall_timeout, limits.shutdown_timeout, stop) as watchdog,
         ThreadPoolExecutor(max_workers=2) as pool,
     ):
-
-        def receive_next() -> Future[ReceivedChunk] | None:
-            wanted = min(limits.chunk_size, limits.max_messages - received)
-            if wanted <= 0 or stop.is_set() or time.monotonic() - started >= limits.max_seconds:
-                return None
-            return pool.submit(
-                sqs.receive_chunk,
-                wanted,
-                limits.receivers,
-                timeout,
-                heartbeat.hold,
-                stop,
-                window=limits.batching_window,
-                max_bytes=limits.chunk_bytes,
-            )
-
-        def idle() -> bool:
-            """The queue has had nothing for the run for limits.idle_seconds: it ends."""
-            return time.monotonic() - last_message >= limits.idle_seconds
-
-        def received_chunks() -> Iterator[list[ReceivedMessage] | None]:
-            nonlocal received, last_message
-            receiving = receive_next()
-            while receiving is not None:
-                if not wait([receiving], timeout=POLL_SECONDS).done:
-                    yield None  # no new chunk yet: store_chunks commits what is built meanwhile
-                    continue
-                chunk = receiving.result()
-                if stop.is_set():
-                    return
-                if chunk.messages:
-                    last_message = time.monotonic()
-                    failpoint("after_receive")
-                    received += len(chunk.messages)
-                # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry and idle
-                receiving = None if (chunk.dry or not chunk.messages) and idle() else receive_next()
-                if chunk.messages:
-                    yield [with_origin(m, keys.masking) for m in chunk.messages]
-
         try:
-            apply_migrations(conn)
-            deleting = None
+            with watchdog.waiting("Postgres", lambda: abort(conn)):
+                _prepare(conn, keys)
+            deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
-            with closing(store_chunks(conn, received_chunks(), keys, limits.build_processes)) as stored_chunks:
+            receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)
+            chunks = store_chunks(conn, iter(receiving), keys, limits.build_processes, watchdog)
+            with closing(chunks) as stored_chunks:
                 for messages, stored in stored_chunks:  # COMMIT happens here ...
                     committed_at = time.time()
                     failpoint("after_commit")
                     heartbeat.release(stored.failed)
                     if deleting is not None:
                         summary.delete_failures += deleting.result()
-                    deleting = pool.submit(
-                        _delete, sqs, heartbeat, stored.committed, limits.receivers
-                    )  # ... then delete
-                    _record(summary, messages, stored, committed_at)
+                    fresh, stale = heartbeat.split_stale(stored.committed)
+                    # ... and only then delete
+                    deleting = pool.submit(_delete, sqs, heartbeat, watchdog, fresh, limits.receivers)
+                    in_deletion = {m.receipt_handle for m in fresh}
+                    _record(summary, messages, stored, committed_at, stale)
                     summary.seconds = time.monotonic() - started
                     progress(summary)
+            if stop.is_set():  # what was received or built but not stored goes back now, beside the last deletes
+                abandoned = [m for m in heartbeat.held() if m.receipt_handle not in in_deletion]
+                heartbeat.give_back(abandoned, go_on=lambda: watchdog.left() > 0)
             if deleting is not None:
                 summary.delete_failures += deleting.result()
         finally:
@@ -257,18 +317,26 @@ def _drain(
     return summary
 
 
-def drain_until_interrupted(*args: Any, **kwargs: Any) -> DrainSummary:
+def drain_until_interrupted(
+    sqs: SQSResource,
+    postgres: PostgresResource,
+    keys: PiiKeys,
+    limits: DrainLimits = DrainLimits(),
+    progress: Callable[[DrainSummary], None] = lambda summary: None,
+) -> DrainSummary:
     """`drain` in a worker thread, so that an interrupt of this thread never lands inside a transaction:
     Dagster raises DagsterExecutionInterruptedError in the step's thread when the run is cancelled or gets
-    SIGTERM (Ctrl-C raises KeyboardInterrupt). The drain is told to stop receiving, finishes the chunk in
-    flight (COMMIT, then delete), returns what it received after that to the queue, and then the
-    interrupt goes on."""
-    stop = kwargs["stop"] = threading.Event()
-    with ThreadPoolExecutor(max_workers=1) as runner:
-        future = runner.submit(drain, *args, **kwargs)
-        try:
-            return future.result()
-        except BaseException:
-            stop.set()
-            wait([future])
-            raise
+    SIGTERM (Ctrl-C raises KeyboardInterrupt). The drain is told to stop receiving, finishes the chunk it is
+    committing (COMMIT, then delete), returns everything else it holds to the queue, and then the
+    interrupt goes on: within limits.shutdown_timeout (the drain's watchdog bounds every wait after a stop;
+    this wait is only a backstop)."""
+    stop = threading.Event()
+    runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drain")
+    future = runner.submit(drain, sqs, postgres, keys, limits, progress, stop)
+    runner.shutdown(wait=False)
+    try:
+        return future.result()
+    except BaseException:
+        stop.set()
+        wait([future], timeout=limits.shutdown_timeout)
+        raise

@@ -16,17 +16,22 @@ Nothing of the run's memory reaches a worker: it gets the keys as secrets pickle
 starts it (never the environment or a file), and the run's failpoints the same way. It ignores Ctrl-C (the
 run decides how to stop) and exits when the run dies; the forkserver exits when the run and the workers
 are gone: a kill -9 of a run leaves no orphans.
+
+A wait on a build is bounded (watchdog.py): a worker that does not answer in time (hung, stopped) fails the
+run, and workers still building when the pipeline closes (a failure, a stop) are killed, not waited for.
 """
 
 import gc
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Generator, Iterable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 import psycopg
@@ -38,6 +43,7 @@ from logins_pipeline.drain import failpoints
 from logins_pipeline.drain.cpus import available_cpus
 from logins_pipeline.drain.failpoints import failpoint
 from logins_pipeline.drain.isolation import Stored, store
+from logins_pipeline.drain.watchdog import TICK, Watchdog
 
 BUILD_PROCESSES = min(4, available_cpus())  # the container's CPU limit, not the host's cores (cpus.py)
 MIN_MESSAGES_FOR_A_WORKER = 1_000
@@ -109,9 +115,16 @@ class _Builder:
             )
         return self._pool
 
-    def close(self) -> None:
-        if self._pool is not None:
+    def close(self, building: list[Future]) -> None:
+        """Stop the workers: at once if one is still `building` (its chunk is abandoned, or it hangs)."""
+        if self._pool is None:
+            return
+        if all(built.done() for built in building):
             self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        for process in list(self._pool._processes.values()):  # 3.11 has no terminate_workers()
+            process.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _batch_or_none(built: Future) -> Batch | None:
@@ -123,11 +136,31 @@ def _batch_or_none(built: Future) -> Batch | None:
         return None
 
 
+def _oldest_built(
+    building: deque[tuple[list[ReceivedMessage], Future]], watchdog: Watchdog
+) -> tuple[list[ReceivedMessage], Batch | None] | None:
+    """The oldest chunk and its batch, taken off `building` once built; None if the run is told to stop
+    first (the chunk is abandoned: only a chunk already being stored is finished). Stalled if it takes
+    longer than a wait may."""
+    if watchdog.stop.is_set():
+        return None
+    oldest, built = building[0]
+    started, bound = time.monotonic(), watchdog.left()
+    while not wait([built], timeout=TICK).done:
+        if watchdog.stop.is_set():
+            return None
+        if time.monotonic() - started > bound:
+            raise watchdog.stalled("a build worker", time.monotonic() - started)
+    building.popleft()
+    return oldest, _batch_or_none(built)
+
+
 def store_chunks(
     conn: psycopg.Connection,
     chunks: Iterable[list[ReceivedMessage] | None],
     keys: PiiKeys,
     processes: int = BUILD_PROCESSES,
+    watchdog: Watchdog | None = None,
 ) -> Generator[tuple[list[ReceivedMessage], Stored], None, None]:
     """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over.
 
@@ -135,7 +168,9 @@ def store_chunks(
     chunk to build), or, if it is built, whenever `chunks` yields None for "no new chunk yet": the drain does
     while a receive is filling, so that on a slow queue a built chunk is committed (and deleted) meanwhile
     rather than held, and renewed, until the next one is in (at 50 ms a call, a chunk takes most of a
-    minute to receive)."""
+    minute to receive). Once `watchdog.stop` is set no further chunk is stored: the one being stored is
+    finished, the rest are left to the caller to return to the queue."""
+    watchdog = watchdog or Watchdog(math.inf, math.inf, threading.Event())
     builder = _Builder(keys, processes)
     building: deque[tuple[list[ReceivedMessage], Future]] = deque()
     try:
@@ -143,10 +178,10 @@ def store_chunks(
             if messages is not None:
                 building.append((messages, builder.submit(messages)))
             while building and (len(building) > builder.ahead or (messages is None and building[0][1].done())):
-                oldest, built = building.popleft()
-                yield oldest, store(conn, oldest, keys, _batch_or_none(built))
-        while building:
-            oldest, built = building.popleft()
-            yield oldest, store(conn, oldest, keys, _batch_or_none(built))
+                if (ready := _oldest_built(building, watchdog)) is None:
+                    return
+                yield ready[0], store(conn, ready[0], keys, ready[1], watchdog)
+        while building and (ready := _oldest_built(building, watchdog)) is not None:
+            yield ready[0], store(conn, ready[0], keys, ready[1], watchdog)
     finally:
-        builder.close()
+        builder.close([built for _, built in building])

@@ -1,5 +1,7 @@
 """Postgres access (psycopg 3): connections, versioned migrations, and the one-transaction batch write."""
 
+import os
+import socket
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, LiteralString
@@ -118,10 +120,14 @@ def apply_migrations(conn: psycopg.Connection) -> list[int]:
     if {version for version, _ in shipped} <= _recorded_versions(conn):
         return []
     applied = []
-    for version, sql in shipped:
-        apply = _apply_without_transaction if sql.startswith(NO_TRANSACTION) else _apply_in_transaction
-        if apply(conn, version, sql):
-            applied.append(version)
+    conn.execute("SET statement_timeout = 0")  # DDL on a big table may take longer than a write
+    try:
+        for version, sql in shipped:
+            apply = _apply_without_transaction if sql.startswith(NO_TRANSACTION) else _apply_in_transaction
+            if apply(conn, version, sql):
+                applied.append(version)
+    finally:
+        conn.execute("RESET statement_timeout")  # the connection's own (PostgresResource.statement_timeout)
     return applied
 
 
@@ -223,10 +229,53 @@ def write_batch(conn: psycopg.Connection, batch: Batch) -> WriteResult:
 
 
 class PostgresResource(dg.ConfigurableResource):  # type: ignore[type-arg]  # it provides itself
+    """Every wait on the server is bounded: the server cancels a statement after `statement_timeout`, and the
+    kernel closes a connection whose peer stops answering (keepalive probes while idle, `tcp_user_timeout`
+    while data waits to be acknowledged), so a failover or a network partition fails the call instead of
+    hanging it. A server that accepts the bytes and never answers (a backend stopped, a proxy that hangs) is
+    bounded by the caller: the drain aborts the connection (`abort`) after its stall timeout."""
+
     dsn: str = Field(description="libpq connection string or URI (LOGINS_POSTGRES_DSN)")
     connect_timeout: int = Field(default=10, description="Seconds to wait for a connection")
+    statement_timeout: int = Field(
+        default=120, ge=0, description="Seconds a statement may run before the server cancels it (0: no limit)"
+    )
+    keepalives_idle: int = Field(default=10, ge=1, description="Seconds idle before the first TCP keepalive probe")
+    keepalives_interval: int = Field(default=5, ge=1, description="Seconds between unanswered keepalive probes")
+    keepalives_count: int = Field(default=3, ge=1, description="Unanswered keepalive probes that close the connection")
+    tcp_user_timeout: int = Field(
+        default=30, ge=0, description="Seconds sent data may stay unacknowledged before the connection closes"
+    )
 
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(
-            self.dsn, connect_timeout=self.connect_timeout, application_name="logins_pipeline", autocommit=True
+            self.dsn,
+            connect_timeout=self.connect_timeout,
+            application_name="logins_pipeline",
+            autocommit=True,
+            options=f"-c statement_timeout={self.statement_timeout * 1000}",
+            keepalives=1,
+            keepalives_idle=self.keepalives_idle,
+            keepalives_interval=self.keepalives_interval,
+            keepalives_count=self.keepalives_count,
+            tcp_user_timeout=self.tcp_user_timeout * 1000,
         )
+
+
+def write_refusal(conn: psycopg.Connection, vault: bool) -> str | None:
+    """Why this connection cannot store a batch (a read-only server, a missing INSERT grant), or None: asked
+    before a run receives anything, so that a database refusing every write costs no message a receive."""
+    if scalar(conn, "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"):
+        return "the server is read-only (a standby, or default_transaction_read_only)"
+    tables = ["public.user_logins", "public.login_quarantine", *(["pii_vault.login_pii"] if vault else [])]
+    for table in tables:
+        if not scalar(conn, "SELECT has_table_privilege(%s, 'INSERT')", (table,)):
+            return f"{scalar(conn, 'SELECT current_user')} may not INSERT into {table}"
+    return None
+
+
+def abort(conn: psycopg.Connection) -> None:
+    """Shut the connection's socket down from any thread: a call blocked on it returns at once with an
+    OperationalError, whatever the server or the network does (psycopg's cancel would need the server)."""
+    with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+        sock.shutdown(socket.SHUT_RDWR)

@@ -36,6 +36,9 @@ OVER_LIMIT, OVER_LIMIT_PAUSE = "OverLimit", 1.0
 # A chunk stops filling after this long even while a backlog waits (the batching window, below, closes it
 # sooner under a live stream).
 FILL_SECONDS = 60
+# A batch call may succeed with some entries failed; one failed through no fault of the caller (SenderFault false:
+# InternalError, a throttled entry) is sent again, up to this many calls in all.
+ENTRY_ATTEMPTS = 3
 _SESSION_LOCK = threading.Lock()
 
 
@@ -262,48 +265,68 @@ class SQSResource(ResourceWithBoto3Configuration):
         client: Client | None = None,
         queue_url: str | None = None,
         after_group: Callable[[int, list[ReceivedMessage]], None] = lambda n, group: None,
+        go_on: Callable[[], bool] = lambda: True,
     ) -> int:
-        """DeleteMessageBatch in groups of 10; returns how many deletes failed (those messages will be
-        redelivered after the visibility timeout, and their second write is a no-op). `after_group` gets
-        each group once its call is answered, with its index in this call."""
+        """DeleteMessageBatch in groups of 10 (entries that fail on the server's side sent again, ENTRY_ATTEMPTS
+        calls in all); returns how many deletes failed or were not made (those messages will be redelivered
+        after the visibility timeout, and their second write is a no-op).
+        `after_group` gets each group once its call is answered, with its index in this call; a group is
+        sent only while `go_on()` (a run that must stop by a deadline leaves the rest to be redelivered)."""
         client = client or self.client()
         failed = 0
         for n, group in enumerate(chunks(messages)):
-            response = client.delete_message_batch(
-                QueueUrl=queue_url or self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle} for i, m in enumerate(group)],
-            )
-            failed += len(response.get("Failed", []))
+            if not go_on():
+                failed += len(group)
+                continue
+            failed += len(self._batch(client.delete_message_batch, queue_url, group, {}))
             after_group(n, group)
         return failed
 
-    def change_visibility(self, messages: list[ReceivedMessage], seconds: int, client: Client | None = None) -> int:
+    def change_visibility(
+        self, messages: list[ReceivedMessage], seconds: int, client: Client | None = None
+    ) -> list[tuple[ReceivedMessage, bool]]:
         """ChangeMessageVisibilityBatch in groups of 10: hide the messages for `seconds` more from now (0:
-        visible at once); returns how many changes failed (a message already deleted, say)."""
+        visible at once); returns the changes that failed, each with whether the failure was the caller's
+        (SenderFault: a receipt handle no longer valid, a message no longer in flight) or the server's, retried
+        ENTRY_ATTEMPTS times."""
         client = client or self.client()
-        failed = 0
+        failed = []
         for group in chunks(messages):
-            response = client.change_message_visibility_batch(
-                QueueUrl=self.queue_url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m.receipt_handle, "VisibilityTimeout": seconds}
-                    for i, m in enumerate(group)
-                ],
-            )
-            failed += len(response.get("Failed", []))
+            failed += self._batch(client.change_message_visibility_batch, None, group, {"VisibilityTimeout": seconds})
         return failed
+
+    def _batch(
+        self, call: Callable[..., Any], queue_url: str | None, group: list[ReceivedMessage], extra: dict[str, Any]
+    ) -> list[tuple[ReceivedMessage, bool]]:
+        """One batch call on `group`'s receipt handles, its entries that fail on the server's side sent again;
+        the entries that failed in the end, each with its SenderFault."""
+        theirs: list[tuple[ReceivedMessage, bool]] = []  # failed by the caller's fault: not sent again
+        for _ in range(ENTRY_ATTEMPTS):
+            response = call(
+                QueueUrl=queue_url or self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt_handle, **extra} for i, m in enumerate(group)],
+            )
+            failed = [(group[int(f["Id"])], bool(f.get("SenderFault"))) for f in response.get("Failed", [])]
+            theirs += [entry for entry in failed if entry[1]]
+            group = [message for message, sender_fault in failed if not sender_fault]
+            if not group:
+                break
+        return theirs + [(message, False) for message in group]
 
     def delete_all(
         self,
         messages: list[ReceivedMessage],
         workers: int,
         after_group: Callable[[int, list[ReceivedMessage]], None] = lambda n, group: None,
+        go_on: Callable[[], bool] = lambda: True,
     ) -> int:
-        """`delete` spread over `workers` threads (a client each); returns how many deletes failed.
-        `after_group` is called from all of them at once: it must be thread-safe."""
+        """`delete` spread over `workers` threads (a client each); returns how many deletes failed or were
+        not made. `after_group` is called from all of them at once: it must be thread-safe."""
         groups = chunks(messages, math.ceil(len(messages) / workers) or 1)
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            return sum(pool.map(lambda group: self.delete(group, self.client(), after_group=after_group), groups))
+            return sum(
+                pool.map(lambda group: self.delete(group, self.client(), after_group=after_group, go_on=go_on), groups)
+            )
 
     def send_bodies(self, bodies: list[str], client: Client | None = None) -> int:
         """SendMessageBatch in groups of 10; returns how many sends failed."""

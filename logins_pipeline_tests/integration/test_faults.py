@@ -10,7 +10,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TRIALS = 3  # per crash point, one in each of chunks 1-3 (`make chaos` runs 10): a minute of `make test`
 AWS_LIKE_TRIALS = 2  # per crash point through AWS-like SQS, at once: chunks 1 and 2 (`make chaos`: 5, chunks 1-3)
-SCENARIOS = scenarios(TRIALS, AWS_LIKE_TRIALS)
+SIGTERM_CHUNK = 2_000  # the bounded SIGTERM's chunks (`make chaos`: 10,000): 12,000 messages to seed, not 60,000
+SCENARIOS = scenarios(TRIALS, AWS_LIKE_TRIALS, SIGTERM_CHUNK)
 
 
 @pytest.fixture(scope="session")

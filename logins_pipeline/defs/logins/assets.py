@@ -18,6 +18,8 @@ from logins_pipeline.drain.ingest import (
     MAX_CHUNK_SIZE,
     MAX_MIB_IN_HAND,
     MIB,
+    SHUTDOWN_SECONDS,
+    STALL_SECONDS,
     DrainLimits,
     DrainSummary,
     drain_until_interrupted,
@@ -121,6 +123,19 @@ class IngestConfig(dg.Config):
     max_seconds: float = Field(
         default=900.0, gt=0, description="Receive no new chunk after this long: the next run takes over"
     )
+    stall_timeout: int = Field(
+        default=STALL_SECONDS,
+        ge=1,
+        description="Seconds one wait (a Postgres transaction, a build, a receive) may last before the run "
+        "fails as stalled and returns its messages to the queue",
+    )
+    shutdown_timeout: int = Field(
+        default=SHUTDOWN_SECONDS,
+        ge=1,
+        description="Seconds the drain takes at most to stop after SIGTERM or a cancel: it commits the chunk in "
+        "hand and returns the rest to the queue; the process exits some 5 s later (ECS kills a task 30 s after "
+        "SIGTERM by default)",
+    )
 
 
 def _lag_seconds(summary: DrainSummary) -> float:
@@ -174,6 +189,7 @@ def _results(summary: DrainSummary, days: dict):
             "quarantined": summary.quarantined,
             "failed_left_in_queue": summary.failed,
             "delete_failures": summary.delete_failures,
+            "stale_handles": summary.stale,
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
@@ -214,6 +230,8 @@ def ingest_logins(
         idle_seconds=config.idle_seconds,
         max_seconds=config.max_seconds,
         max_bytes_in_hand=config.max_mib_in_hand * MIB,
+        stall_timeout=config.stall_timeout,
+        shutdown_timeout=config.shutdown_timeout,
     )
     announced: list[bool] = []
 
@@ -229,7 +247,7 @@ def ingest_logins(
 
     try:
         with redacted_errors():
-            summary = drain_until_interrupted(sqs, postgres, keys, limits, progress=log_progress)
+            summary = drain_until_interrupted(sqs, postgres, keys, limits, log_progress)
     except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):  # cancelled, SIGTERM, Ctrl-C
         context.log.warning(
             "interrupted: stopped receiving; committed chunks were deleted, the rest is back in the queue"

@@ -1,15 +1,23 @@
 """Start drains when the queue has logins: one run per MESSAGES_PER_RUN visible messages, at most
 MAX_PARALLEL_RUNS at once (SQS hands each message to one receiver, so parallel runs never share work),
-and never more while enough runs are already draining.
+and never more while enough runs are already draining; after failed runs, none until a backoff has passed.
 
 The sensor's runs drain a live stream: each keeps receiving until the queue has been dry for
 STREAM_IDLE_SECONDS, or until its message or time bound. A run that nears a bound tags itself
 assets.ENDING_TAG; it no longer counts as draining, and while the queue has messages visible or in flight
 its successor is started before it ends, so a steady stream never waits for a sensor tick and a run's
-start-up (only the first login after an idle spell does)."""
+start-up (only the first login after an idle spell does).
+
+Backoff: when the last n runs of the job failed (a database refusing writes, say), the sensor launches the
+next only BACKOFF_BASE_SECONDS x 2^(n-1) after the last one ended (at most BACKOFF_MAX_SECONDS), and says
+so in its skip reason. Each failed run has raised its alert already (run_failure_alert). A run that fails
+costs the messages it received one receive each, and SQS dead-letters a message after maxReceiveCount
+(5): relaunching at every tick would move a healthy backlog to the dead-letter queue within minutes.
+"""
 
 import json
 import math
+import time
 
 import dagster as dg
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +41,9 @@ MAX_PARALLEL_RUNS = 4  # the same as the instance's limit on the logins_ingest p
 TICK_SECONDS = 10
 STREAM_IDLE_SECONDS = 60.0  # a sensor's run ends after the queue has been dry this long (IngestConfig.idle_seconds)
 STREAM_RUN = dg.RunConfig(ops={assets.ingest_logins.op.name: IngestConfig(idle_seconds=STREAM_IDLE_SECONDS)})
+BACKOFF_BASE_SECONDS = 30.0  # after one failed run (3 ticks)
+BACKOFF_MAX_SECONDS = 1800.0
+FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
 def _active_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
@@ -45,6 +56,25 @@ def _wanted(depth: QueueDepth, ending: int) -> int:
     while the queue still has logins (visible, or in flight: a stream the ending run is draining)."""
     wanted = min(MAX_PARALLEL_RUNS, math.ceil(depth.visible / MESSAGES_PER_RUN))
     return max(wanted, 1) if ending and depth.visible + depth.in_flight else wanted
+
+
+def backing_off(instance: dg.DagsterInstance, now: float) -> str | None:
+    """The skip reason while the job's last runs failed and their backoff has not passed; None otherwise."""
+    filters = dg.RunsFilter(job_name=jobs.ingest_logins_job.name, statuses=FINISHED)
+    records = instance.get_run_records(filters=filters, limit=16)  # the newest first
+    statuses = [record.dagster_run.status for record in records]
+    failures = next((n for n, status in enumerate(statuses) if status != dg.DagsterRunStatus.FAILURE), len(records))
+    if not failures:
+        return None
+    wait = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+    last = records[0]
+    left = (last.end_time or now) + wait - now
+    if left <= 0:
+        return None
+    return (
+        f"backing off: the last {failures} run(s) failed (the latest: {last.dagster_run.run_id}, see its alert); "
+        f"the next in {left:.0f} s, {wait:.0f} s after it ended"
+    )
 
 
 @dg.sensor(
@@ -65,6 +95,8 @@ def login_queue_sensor(context: dg.SensorEvaluationContext, sqs: SQSResource):
     wanted = _wanted(depth, ending=len(active) - len(draining))
     if wanted == 0:
         return dg.SensorResult(skip_reason=f"queue empty: 0 visible, {depth.in_flight} in flight", cursor=cursor)
+    if reason := backing_off(context.instance, time.time()):
+        return dg.SensorResult(skip_reason=f"{reason} ({depth.visible} visible)", cursor=cursor)
     if len(draining) >= wanted:
         return dg.SensorResult(
             skip_reason=f"{len(draining)} run(s) already draining ({depth.visible} visible): {', '.join(draining)}",
