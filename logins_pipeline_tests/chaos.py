@@ -156,6 +156,9 @@ def stored_before(log: str, chunk: int) -> int:
     return rows.get(chunk - 1, 0)
 
 
+RUN_PROCESSES_EXIT_S = 10
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -320,8 +323,7 @@ def bounded_sigterm_trial(lab: Lab, trial: int, chunk: int = 10_000) -> Count:
         file=sys.stderr,
         flush=True,
     )
-    if left := processes_with(pipeline.env[settings.QUEUE_URL]):
-        raise Unexpected(f"processes of the run left behind: {left}")
+    no_process_left(pipeline)
     if took > EXIT_AFTER_SIGTERM or committed % chunk or committed + depth.total != total:
         raise Unexpected(f"SIGTERM: exited after {took:.1f} s, {committed} stored, {depth}")
     wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 0, "nothing is in flight", timeout=30)
@@ -372,8 +374,7 @@ def hung_worker_trial(lab: Lab, trial: int, aws_like: bool = False) -> Count:
         stall_timeout=STALL,
     )
     finish(child, 1, "stalled: no answer from a build worker")
-    if left := processes_with(pipeline.env[settings.QUEUE_URL]):
-        raise Unexpected(f"processes of the run left behind: {left}")
+    no_process_left(pipeline)
     wait_until(lambda: pipeline.sqs.queue_depth().in_flight == 0, "nothing is in flight", timeout=visibility)
     recover(pipeline, visibility, chunk=MIN_MESSAGES_FOR_A_WORKER)
     return count(pipeline, messages)
@@ -445,6 +446,18 @@ def revoked_insert_trial(lab: Lab, trial: int, intervals: int = 10, interval: fl
     if not failed or not any(r.startswith("backing off") for r in reasons) or received_twice:
         raise Unexpected(f"{failed} failed runs, {received_twice} rows received twice, skip reasons: {reasons}")
     return count(pipeline, messages)
+
+
+def no_process_left(pipeline: Pipeline) -> None:
+    """Unexpected unless every process of the run is gone within RUN_PROCESSES_EXIT_S of its exit: the build
+    workers are killed by the run, and the forkserver and multiprocessing's resource tracker (started with the
+    workers) exit by themselves once the run's end closes their pipes, a moment after it."""
+    queue_url = pipeline.env[settings.QUEUE_URL]
+    deadline = time.monotonic() + RUN_PROCESSES_EXIT_S
+    while left := processes_with(queue_url):
+        if time.monotonic() > deadline:
+            raise Unexpected(f"processes of the run left behind {RUN_PROCESSES_EXIT_S} s after it: {left}")
+        time.sleep(0.1)
 
 
 def processes_with(value: str) -> list[int]:
