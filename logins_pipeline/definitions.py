@@ -12,9 +12,11 @@ from pathlib import Path
 import dagster as dg
 
 from logins_pipeline import defs as defs_package
+from logins_pipeline.logs import install_json_console_loggers
 from logins_pipeline.privacy.log_redaction import install_redaction
 
 install_redaction()
+install_json_console_loggers()  # the code server's and run workers' own Dagster loggers (LOGINS_LOG_FORMAT=json)
 
 with warnings.catch_warnings():  # as dg.load_from_defs_folder does: its module loader is a "preview" API
     warnings.simplefilter("ignore", dg.PreviewWarning)

@@ -53,8 +53,29 @@ def json_handler() -> logging.Handler:
     return handler
 
 
+class JsonConsoleLogger(logging.Logger):
+    """A logger whose handlers write JSON lines, whatever formatter they came with.
+
+    Dagster builds its text console loggers from logging.getLoggerClass() and then adds a handler with its
+    own format (dagster._utils.log.create_console_logger): the loggers of sensor and schedule ticks, and the
+    default system logger of a log manager that has no run config (a run worker's first events). With this
+    class installed they write JSON lines too, and the job's own logger (defs/logins/loggers.py) does the rest.
+    """
+
+    def addHandler(self, hdlr: logging.Handler) -> None:
+        hdlr.setFormatter(JsonLinesFormatter())
+        super().addHandler(hdlr)
+
+
+def install_json_console_loggers() -> None:
+    """With LOGINS_LOG_FORMAT=json, the console loggers Dagster creates from now on write JSON lines."""
+    if json_logs():
+        logging.setLoggerClass(JsonConsoleLogger)
+
+
 def configure_logging() -> None:
     """For a command-line process: with LOGINS_LOG_FORMAT=json, Python's logging writes JSON lines."""
+    install_json_console_loggers()
     if json_logs():
         logging.basicConfig(level=logging.WARNING, handlers=[json_handler()], force=True)  # libraries: warnings
         logging.getLogger("logins_pipeline").setLevel(logging.INFO)

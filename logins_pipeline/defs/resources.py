@@ -1,4 +1,4 @@
-"""The resources and the console logger of every run, configured from the environment."""
+"""The resources, the console logger and the executor of every run, configured from the environment."""
 
 import os
 from typing import Any
@@ -45,4 +45,9 @@ def resources_from_env() -> dict[str, Any]:
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources=resources_from_env(), loggers={"console": console_logger})
+    # In process: a run's steps run in its run worker. Every job here is one step, or a few short ones, and the
+    # drain starts build workers of its own; a step subprocess only added its start-up (re-importing dagster
+    # and pandas, seconds before the first receive) and an extra process for a SIGTERM to go through.
+    return dg.Definitions(
+        resources=resources_from_env(), loggers={"console": console_logger}, executor=dg.in_process_executor
+    )

@@ -1,6 +1,9 @@
 """Structured logs: with LOGINS_LOG_FORMAT=json, a run's console log is one JSON object per line."""
 
 import json
+import os
+import subprocess
+import sys
 
 import dagster as dg
 import pytest
@@ -49,3 +52,28 @@ def test_otherwise_dagsters_text_format(monkeypatch, capfd, value):
     lines = run_and_capture(capfd)
     assert any("about to fail" in line for line in lines)
     assert not any(line.startswith("{") for line in lines)
+
+
+# A process that loads the code location as the code server and run workers do, then logs through the loggers
+# Dagster makes itself: a sensor tick's logger and the default system logger of a log manager without run config.
+DAGSTER_OWN_LOGGERS = """
+import dagster as dg
+import logins_pipeline.definitions
+from dagster._core.execution.context_creation_job import initialize_console_manager
+dg.build_sensor_context().log.info("a sensor tick's line")
+initialize_console_manager(None).info("a system logger's line")
+"""
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_dagsters_own_console_loggers_follow_the_format(log_format):
+    environment = {"PATH": os.environ["PATH"], settings.LOG_FORMAT: log_format}
+    process = subprocess.run(
+        [sys.executable, "-c", DAGSTER_OWN_LOGGERS], env=environment, capture_output=True, text=True, check=True
+    )
+    lines = [line for line in process.stderr.splitlines() if line.strip()]
+    messages = ["a sensor tick's line", "a system logger's line"]
+    if log_format == "json":
+        assert [json.loads(line)["message"] for line in lines] == messages, process.stderr
+    else:
+        assert [line.split(" - ")[-1] for line in lines] == messages, process.stderr
