@@ -105,9 +105,10 @@ chaos: install
 bench: install bench-analytics bench-stream bench-hostile
 	PYTHONPATH=. $(BIN)/python benchmarks/bench.py --write docs/benchmarks.md
 
-# Steady streams of 100 and 1,000 logins a second for 2 minutes each, drained by the sensor's runs (webserver and
-# daemon on a Postgres instance, its own services): send->commit delay p50/p95/p99/max, the first login after
-# an idle queue, exactly-once, API calls per message; writes docs/benchmarks.md (its stream-bench markers).
+# Steady streams of 100 logins a second (LocalStack) and 1,000 (fauxqs, npm-installed into .local/: LocalStack
+# cannot take that rate here) for 2 minutes each, drained by the sensor's runs (webserver and daemon on a
+# Postgres instance, its own services): send->commit delay p50/p95/p99/max, the first login after an idle
+# queue, exactly-once, API calls per message; writes docs/benchmarks.md (its stream-bench markers).
 bench-stream: install
 	PYTHONPATH=. $(BIN)/python benchmarks/stream_bench.py --write docs/benchmarks.md
 

@@ -1,7 +1,8 @@
 """`make bench-stream`: logins arriving as a steady stream, drained as a user runs the pipeline.
 
-For each rate (default 100 and 1,000 logins a second): its own queue pair, database and Dagster instance
-(the shipped dagster.yaml: Postgres storage, the run queue), on LocalStack and Postgres of its own; the
+For each rate (default 100 logins a second on LocalStack, 1,000 on fauxqs: LocalStack on this machine cannot
+receive and delete 1,000 a second while taking the producer's sends) its own queue pair, database and Dagster
+instance (the shipped dagster.yaml: Postgres storage, the run queue), on an SQS server and Postgres of its own; the
 webserver and the daemon (`login_queue_sensor` on, every 10 s); a producer sending generated logins at the
 rate, in batches of 10 from a few threads, for --seconds, starting on an idle queue. The runs call SQS
 through the counting proxy (logins_pipeline_tests/aws_like_sqs.py with every knob off: no latency, no
@@ -25,7 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-from markdown_section import write_section  # benchmarks/, run as a script
+from fauxqs_server import VERSION as FAUXQS_VERSION
+from fauxqs_server import fauxqs_server  # benchmarks/, run as a script
+from markdown_section import write_section
 
 from logins_pipeline import settings
 from logins_pipeline.local.dagster_ui import dagster_ui
@@ -62,7 +65,16 @@ def ingest_runs(dagster_home: Path) -> tuple[list[dg.RunRecord], list[float]]:
         return runs, [runs[0].create_timestamp.timestamp(), runs[0].start_time or 0.0, step, chunk]
 
 
-def stream_rows(local: LocalEnvironment, base_env: dict, folder: Path, rate: int, seconds: int) -> list[tuple]:
+def stream_rows(local: LocalEnvironment, base_env: dict, folder: Path, rate: int, server: str, seconds: int):
+    """The rows of one stream, on LocalStack (the local services') or on a fauxqs of its own."""
+    if server == "fauxqs":
+        with fauxqs_server(base_env[settings.AWS_REGION]) as endpoint:
+            env = {**base_env, settings.AWS_ENDPOINT_URL_SQS: endpoint}
+            return measure_stream(local, env, folder, rate, seconds, f"{rate:,} msgs/s for {seconds} s on fauxqs")
+    return measure_stream(local, base_env, folder, rate, seconds, f"{rate:,} msgs/s for {seconds} s on LocalStack")
+
+
+def measure_stream(local: LocalEnvironment, base_env: dict, folder: Path, rate: int, seconds: int, stream_name: str):
     pipeline: Pipeline = new_pipeline(local.postgres, base_env, folder)
     database = f"dagster_{uuid.uuid4().hex[:8]}"
     local.postgres.ensure_database(database)
@@ -96,7 +108,7 @@ def stream_rows(local: LocalEnvironment, base_env: dict, folder: Path, rate: int
         )
     )
     billed = sum(calls["by_action"].get(action, 0) for action in BILLED)
-    name = f"stream {rate:,} msgs/s for {seconds} s (sensor + daemon)"
+    name = f"stream {stream_name} (sensor + daemon)"
     rows = [
         (
             f"{name}: send->commit, steady state",
@@ -138,6 +150,13 @@ def stream_rows(local: LocalEnvironment, base_env: dict, folder: Path, rate: int
     return rows
 
 
+def stream_spec(text: str) -> tuple[int, str]:
+    rate, _, server = text.partition(":")
+    if server not in ("localstack", "fauxqs"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected RATE:localstack or RATE:fauxqs")
+    return int(rate), server
+
+
 def run(args) -> str:
     with tempfile.TemporaryDirectory(prefix="logins-stream-bench-") as tmp:
         local = LocalEnvironment(Path(tmp), sqs_port=free_port(), postgres_port=free_port())
@@ -145,14 +164,15 @@ def run(args) -> str:
         try:
             rows = [
                 row
-                for rate in args.rates
-                for row in stream_rows(local, base_env, Path(tmp) / f"rate-{rate}", rate, args.seconds)
+                for rate, server in args.streams
+                for row in stream_rows(local, base_env, Path(tmp) / f"rate-{rate}", rate, server, args.seconds)
             ]
         finally:
             local.down()
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node() or 'this machine'}: "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, LocalStack SQS, Postgres 16 (pgserver), "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, LocalStack or fauxqs {FAUXQS_VERSION} SQS "
+        "(per row), Postgres 16 (pgserver), "
         "Dagster webserver + daemon on a Postgres instance.",
         "",
         "| path | figure | note |",
@@ -164,7 +184,13 @@ def run(args) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", type=int, nargs="+", default=[100, 1_000])
+    parser.add_argument(
+        "--streams",
+        type=stream_spec,
+        nargs="+",
+        default=[(100, "localstack"), (1_000, "fauxqs")],
+        help="RATE:SERVER pairs, SERVER localstack or fauxqs (default: 100:localstack 1000:fauxqs)",
+    )
     parser.add_argument("--seconds", type=int, default=120, help="how long each stream lasts")
     parser.add_argument("--write", type=Path, help="also write the table into this Markdown file")
     args = parser.parse_args()
