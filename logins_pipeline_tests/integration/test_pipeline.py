@@ -251,7 +251,7 @@ def test_a_drain_over_a_backlog_starts_the_forkserver_before_its_first_chunk_is_
     assert not _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK - 1))
     assert not _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK, build_processes=0))
     child = run(pipeline, "after_receive@1:10", chunk_size=CHUNK, build_processes=2)
-    wait_until(lambda: child.logged("failpoint after_receive: holding"), "the first chunk is received", 60)
+    wait_until(lambda: bool(child.logged("failpoint after_receive: holding")), "the first chunk is received", 60)
     servers = [p for p in psutil.Process(child.pid).children() if "build_server" in " ".join(p.cmdline())]
     finish(child, 0)
     assert len(servers) == 1

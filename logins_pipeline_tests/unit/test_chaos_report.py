@@ -1,7 +1,9 @@
 """`make chaos`: a scenario that raises is a row of the table marked as an error, the scenarios after it still
 run, its traceback follows the table, and the exit status says it."""
 
-from logins_pipeline_tests.chaos import Count, Row, Scenario, report, run_scenarios
+from typing import cast
+
+from logins_pipeline_tests.chaos import Count, Lab, Row, Scenario, report, run_scenarios
 
 
 def broken(lab, trial: int) -> Count:
@@ -10,7 +12,7 @@ def broken(lab, trial: int) -> Count:
 
 def test_a_scenario_that_raises_is_an_error_row_and_hides_no_other(capsys):
     rows = run_scenarios(
-        None,  # these trials use no services
+        cast(Lab, None),  # these trials use no services
         {
             "clean": Scenario(lambda lab, trial: Count(), 2),
             "broken": Scenario(broken, 1),
