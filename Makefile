@@ -96,9 +96,9 @@ test-fast: install
 
 # Real faults, many times over, on services of its own: kill -9 at three points of a run, SIGTERM, Postgres
 # stopped, a poison message, parallel runs. Prints fault point, trials, lost, duplicated, left in queue.
-# TRIALS=N for N trials per crash point (default 10).
+# TRIALS=N for N trials per crash point (default 10); ONLY=TEXT for the scenarios whose name starts with TEXT.
 chaos: install
-	$(BIN)/python -m logins_pipeline_tests.chaos --trials $(or $(TRIALS),10)
+	$(BIN)/python -m logins_pipeline_tests.chaos --trials $(or $(TRIALS),10) $(if $(ONLY),--only "$(ONLY)")
 
 # Benchmarks against the baselines, on their own services; writes docs/benchmarks.md: the drain (LocalStack
 # and AWS-like SQS through the harness; about 30 minutes here), then analytics, streams and hostile input (below).

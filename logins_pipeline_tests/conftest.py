@@ -20,7 +20,7 @@ from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LOCALSTACK_DEPLOY_SERVICES, LOCALSTACK_SERVICES, free_port
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
-from logins_pipeline_tests.chaos import Count, table
+from logins_pipeline_tests.chaos import Count, Row, table
 from logins_pipeline_tests.harness import Pipeline, new_pipeline
 
 # Hypothesis without its per-example deadline (200 ms by default). On a machine whose CPUs are shared, the
@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter, config):
         if name in REPORTED_PROPERTIES:
             terminalreporter.write_sep("-", REPORTED_PROPERTIES[name])
             terminalreporter.write_line(text)
-    faults = {row[1]: (row[2], Count(*row[3:])) for name, row in sorted(p for p in properties if p[0] == "fault")}
+    faults = {row[1]: Row(row[2], Count(*row[3:])) for name, row in sorted(p for p in properties if p[0] == "fault")}
     if faults:
         terminalreporter.write_sep("-", "faults injected: what each left behind")
         terminalreporter.write_line(table(faults))

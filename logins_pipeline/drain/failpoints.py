@@ -10,12 +10,14 @@ each worker counts its own passages, and a kill there kills the worker, not the 
 chunk itself), after_commit (committed, nothing deleted), mid_delete (after the first
 DeleteMessageBatch call of each thread's share of a chunk's deletes: with one receiver, once per chunk),
 after_send (`redrive` has sent a group back to the login queue and not yet deleted it from the dead-letter
-queue).
+queue). A sleep or a stop is announced on stderr first ("failpoint after_build: holding 300 s (passage 2,
+pid 4242)"), so that a test can act once a process is held there rather than after a guess of time.
 """
 
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -60,6 +62,9 @@ def failpoint(point: str) -> None:
         passage = _passages[point]
     if nth and passage != int(nth):
         return
+    if seconds:
+        held = "stopping" if seconds == "stop" else f"holding {seconds} s"
+        print(f"failpoint {point}: {held} (passage {passage}, pid {os.getpid()})", file=sys.stderr, flush=True)
     if seconds == "stop":
         os.kill(os.getpid(), signal.SIGSTOP)
     elif seconds:

@@ -28,7 +28,7 @@ from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import sent_at
 from logins_pipeline.drain.failpoints import failpoint
 from logins_pipeline.drain.isolation import Stored, SystemicFailure
-from logins_pipeline.drain.pipeline import BUILD_PROCESSES, store_chunks
+from logins_pipeline.drain.pipeline import BUILD_PROCESSES, MIN_MESSAGES_FOR_A_WORKER, start_build_server, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.drain.watchdog import Watchdog
 from logins_pipeline.resources.postgres import PostgresResource, abort, apply_migrations, write_refusal
@@ -176,6 +176,14 @@ def _prepare(conn: psycopg.Connection, keys: PiiKeys) -> None:
         raise SystemicFailure(f"Postgres refuses the writes: {refusal}. Nothing was received")
 
 
+def _builds_in_workers(sqs: SQSResource, limits: DrainLimits) -> bool:
+    """Whether the run is about to build a chunk in a worker process: it may, and a backlog waits that fills one."""
+    least = MIN_MESSAGES_FOR_A_WORKER
+    if not limits.build_processes or min(limits.chunk_size, limits.max_messages) < least:
+        return False
+    return sqs.queue_depth().visible >= least
+
+
 def drain(
     sqs: SQSResource,
     postgres: PostgresResource,
@@ -288,6 +296,8 @@ def _drain(
         try:
             with watchdog.waiting("Postgres", lambda: abort(conn)):
                 _prepare(conn, keys)
+            if _builds_in_workers(sqs, limits):
+                start_build_server()
             deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)

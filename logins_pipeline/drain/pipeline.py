@@ -9,9 +9,11 @@ trickle a sensor tick finds) is built here: a round trip to a worker would cost 
 Workers are forked from a forkserver, not from the run: the run has threads (receivers, the heartbeat,
 Dagster's own) when its first big chunk comes, and a lock one of them held at a fork (OpenSSL's, logging's,
 the import lock, a hash object's) would stay locked forever in the child. The forkserver is a process of
-its own, started (fork and exec) with the first big chunk and kept for the rest of the process: it has one
-thread and this module (pandas, pandera...) imported (build_server.py), so a worker forks from it in
-milliseconds, where a spawned one would spend longer importing pandas than a 100,000-message drain takes.
+its own, started (fork and exec) and kept for the rest of the process: it has one thread and this module
+(pandas, pandera...) imported (build_server.py), so a worker forks from it in milliseconds, where a spawned
+one would spend longer importing pandas than a 100,000-message drain takes. A drain over a backlog starts it
+as it begins (start_build_server), so that its imports (a second or two) overlap the first chunk's receive
+instead of delaying that chunk's build; a drain over a trickle never starts it.
 Nothing of the run's memory reaches a worker: it gets the keys as secrets pickled through the pipe that
 starts it (never the environment or a file), and the run's failpoints the same way. It ignores Ctrl-C (the
 run decides how to stop) and exits when the run dies; the forkserver exits when the run and the workers
@@ -25,6 +27,7 @@ import gc
 import math
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -50,6 +53,14 @@ MIN_MESSAGES_FOR_A_WORKER = 1_000
 
 _FORKSERVER = multiprocessing.get_context("forkserver")
 _worker_keys: PiiKeys | None = None
+
+
+def start_build_server() -> None:
+    """Start the build workers' forkserver if it is not running: it imports the batch code in a process of its
+    own (a fork and exec, safe while threads run) while this one goes on. The first worker then forks from a
+    ready server."""
+    _FORKSERVER.set_forkserver_preload(["logins_pipeline.drain.build_server"])
+    multiprocessing.forkserver.ensure_running()
 
 
 def _start_worker(keys: PiiKeys, failpoint_spec: str | None) -> None:
@@ -106,7 +117,7 @@ class _Builder:
 
     def _workers(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            _FORKSERVER.set_forkserver_preload(["logins_pipeline.drain.build_server"])  # once, as it starts
+            start_build_server()  # unless the drain started it already
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=_FORKSERVER,

@@ -16,9 +16,10 @@ import pytest
 from logins_pipeline.core import transform
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.drain import pipeline as pipeline_module
+from logins_pipeline.drain.ingest import DrainLimits, _builds_in_workers
 from logins_pipeline.drain.pipeline import MIN_MESSAGES_FOR_A_WORKER, store_chunks
 from logins_pipeline_tests import workers
-from logins_pipeline_tests.chaos import Messages
+from logins_pipeline_tests.chaos import Messages, finish, run, wait_until
 from logins_pipeline_tests.conftest import as_messages
 
 pytestmark = pytest.mark.integration
@@ -238,3 +239,23 @@ def alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"  # a zombie has exited
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.slow
+def test_a_drain_over_a_backlog_starts_the_forkserver_before_its_first_chunk_is_in(pipeline):
+    """The forkserver imports the batch code (a second or two) while the first chunk is received, not once it
+    is in. A run over 2,000 messages is held right after its first receive (a failpoint, which says so on
+    stderr, for 5 s): its forkserver is running by then. A backlog too small for a worker, or a run without workers,
+    does not start it."""
+    pipeline.seed(Messages.generate(2 * CHUNK).bodies)
+    assert _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK))
+    assert not _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK - 1))
+    assert not _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK, build_processes=0))
+    child = run(pipeline, "after_receive@1:5", chunk_size=CHUNK, build_processes=2)
+    wait_until(lambda: bool(child.logged("failpoint after_receive: holding")), "the first chunk is received", 60)
+    servers = [p for p in psutil.Process(child.pid).children() if "build_server" in " ".join(p.cmdline())]
+    finish(child, 0)
+    assert len(servers) == 1
+    pipeline.sqs.purge()
+    pipeline.seed(Messages.generate(CHUNK - 1).bodies)
+    assert not _builds_in_workers(pipeline.sqs, DrainLimits(chunk_size=CHUNK))
