@@ -64,7 +64,7 @@ def make_days(dsn: str, days: list[date]) -> None:
 
 
 def seed(dsn: str, days: list[date], rows_per_day: int, jobs: int) -> float:
-    """Rows per second of making `days` of history, each day one INSERT ... SELECT into its partition."""
+    """Rows per second of making `days` of history, each day one INSERT ... SELECT (into its partition)."""
 
     def one_day(day: date) -> None:
         with psycopg.connect(dsn, autocommit=True) as conn:
