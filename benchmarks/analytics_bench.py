@@ -33,12 +33,12 @@ from logins_pipeline.resources.postgres import apply_migrations, scalar
 
 DAY = date(2026, 11, 30)
 ROWS = 1_000_000
-USERS = ROWS // 8
 
 # One day of logins: user u logs in from their device (a second one for a quarter of users, a device shared
 # with the users u ± 0..3 of every 500th group for some), from home or a mobile address (one shared by
-# about 20 users in every 2,000th group), with a version and a locale of their own.
-GENERATE_DAY = f"""
+# about 20 users in every 2,000th group), with a version and a locale of their own. %(rows)s logins of
+# %(rows)s / 8 users (benchmarks/retention_bench.py makes a year of smaller days with it).
+GENERATE_DAY = """
 INSERT INTO public.user_logins (user_id, device_type, masked_ip, masked_device_id, locale, app_version,
                                 create_date, message_id, sent_at, masking_key_id)
 SELECT md5('user' || u)::uuid::text,
@@ -55,8 +55,8 @@ SELECT md5('user' || u)::uuid::text,
        md5(%(day)s::text || i),
        %(day)s::timestamptz + (i * interval '86 milliseconds'),
        'bench'
-FROM (SELECT i, floor(random() * {USERS})::int AS u, random() AS r1, random() AS r2
-      FROM generate_series(1, {ROWS}) AS i) AS g
+FROM (SELECT i, floor(random() * (%(rows)s / 8))::int AS u, random() AS r1, random() AS r2
+      FROM generate_series(1, %(rows)s) AS i) AS g
 """
 
 
@@ -121,7 +121,7 @@ def insert_cost(conn: psycopg.Connection) -> tuple[float, float]:
     seconds = [
         timed(
             lambda t=table: conn.execute(
-                GENERATE_DAY.replace("INSERT INTO public.user_logins", f"INSERT INTO {t}"), {"day": DAY}
+                GENERATE_DAY.replace("INSERT INTO public.user_logins", f"INSERT INTO {t}"), {"day": DAY, "rows": ROWS}
             )
         )
         for table in ("indexed", "bare")
@@ -143,7 +143,7 @@ def run(folder: Path, reps: int) -> tuple[list[str], dict[str, str]]:
         with psycopg.connect(dsn, autocommit=True) as conn:
             apply_migrations(conn)
             for day in (DAY - timedelta(days=1), DAY):
-                conn.execute(GENERATE_DAY, {"day": day})
+                conn.execute(GENERATE_DAY, {"day": day, "rows": ROWS})
             conn.execute("VACUUM ANALYZE public.user_logins")
             total = scalar(conn, "SELECT count(*) FROM public.user_logins")
             day_rows = scalar(conn, "SELECT count(*) FROM public.user_logins WHERE create_date = %s", (DAY,))

@@ -11,12 +11,13 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
 
 from logins_pipeline import settings
+from logins_pipeline.core.expiry import first_kept_day, today_utc
 
 DAYS_AHEAD = 7  # partitions made ahead of need: a week without a pass still costs no default-partition rows
 LOCK_TIMEOUT = "2s"
@@ -60,15 +61,6 @@ class RetentionPolicy:
                 f"({policy.rows}): the originals go with their rows"
             )
         return policy
-
-
-def first_kept_day(today: date, days: int | None) -> date | None:
-    """The oldest day kept when `days` days are kept, today included; None keeps every day."""
-    return None if days is None else today - timedelta(days=days - 1)
-
-
-def today_utc() -> date:
-    return datetime.now(UTC).date()
 
 
 @dataclass

@@ -12,6 +12,7 @@ import dataclasses
 import os
 import threading
 import time
+from datetime import date
 
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.transform import Batch
@@ -29,16 +30,16 @@ def marked(message: ReceivedMessage, behaviour: str) -> ReceivedMessage:
     return dataclasses.replace(message, message_id=f"{behaviour}-{message.message_id}")
 
 
-def build_or_die(messages: list[ReceivedMessage]) -> Batch:
+def build_or_die(messages: list[ReceivedMessage], first_kept: date | None) -> Batch:
     if messages[0].message_id.startswith("dies-"):
         os._exit(70)  # as a kill -9 or the OOM killer would leave it: no clean-up, no exception
     if messages[0].message_id.startswith("slow-"):
         time.sleep(SLOW_S)
     if any(m.message_id.startswith("raises-") for m in messages):
         raise RuntimeError("a bug this message triggers")
-    return _build_in_worker(messages)
+    return _build_in_worker(messages, first_kept)
 
 
-def build_under_lock(messages: list[ReceivedMessage]) -> Batch:
+def build_under_lock(messages: list[ReceivedMessage], first_kept: date | None) -> Batch:
     with LOCK:
-        return _build_in_worker(messages)
+        return _build_in_worker(messages, first_kept)

@@ -9,7 +9,7 @@ import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, NoReturn, cast
 
 import orjson
@@ -17,6 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from logins_pipeline.core.app_version import InvalidAppVersion, encode_app_version
+from logins_pipeline.core.expiry import expired, kept_from_ms
 from logins_pipeline.core.masking import MaskingKey, normalise_device_id, pii_tokens, token
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
@@ -39,6 +40,7 @@ INVALID_APP_VERSION = "invalid_app_version"
 EMPTY_VALUE = "empty_value"
 VALUE_TOO_LONG = "value_too_long"
 SCHEMA_VIOLATION = "schema_violation"
+EXPIRED = "expired"
 
 
 class Rejected(Exception):
@@ -271,10 +273,13 @@ def unique_by_id(messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
     return list(first.values())
 
 
-def build_batch(messages: list[ReceivedMessage], keys: PiiKeys) -> Batch:
+def build_batch(messages: list[ReceivedMessage], keys: PiiKeys, first_kept: date | None = None) -> Batch:
     """Parse, flatten, normalise, mask and validate a batch of messages; with a vault key, also encrypt the
-    original ip and device_id of every valid row."""
+    original ip and device_id of every valid row. A message sent before `first_kept` (None: no day has expired)
+    is rejected as expired before its body is read: its day is past retention, so not even its masked body is
+    kept, only its size and keyed hash."""
     key = keys.masking
+    kept_from = kept_from_ms(first_kept)
     rows: list[tuple[Any, ...]] = []
     row_events: list[dict[str, Any]] = []
     row_messages: list[ReceivedMessage] = []
@@ -283,6 +288,8 @@ def build_batch(messages: list[ReceivedMessage], keys: PiiKeys) -> Batch:
     for message in unique:
         event = None
         try:
+            if expired(message.sent_timestamp_ms, kept_from):
+                raise Rejected(EXPIRED, f"sent before {first_kept}, the first day LOGINS_RETENTION_DAYS keeps")
             event = parse_body(message.body)
             rows.append(flatten_event(event, message, key))
             row_events.append(event)

@@ -64,6 +64,8 @@ class DrainLimits:
     max_bytes_in_hand: int = MAX_MIB_IN_HAND * MIB  # of message bodies, received and not yet deleted
     stall_timeout: float = STALL_SECONDS
     shutdown_timeout: float = SHUTDOWN_SECONDS
+    # LOGINS_RETENTION_DAYS: a login sent before the first day kept is quarantined as `expired`; None: none expire
+    retention_days: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
@@ -301,7 +303,7 @@ def _drain(
             deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)
-            chunks = store_chunks(conn, iter(receiving), keys, limits.build_processes, watchdog)
+            chunks = store_chunks(conn, iter(receiving), keys, limits.build_processes, watchdog, limits.retention_days)
             with closing(chunks) as stored_chunks:
                 for messages, stored in stored_chunks:  # COMMIT happens here ...
                     committed_at = time.time()

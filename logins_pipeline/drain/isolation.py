@@ -19,6 +19,7 @@ import traceback
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import date
 
 import psycopg
 
@@ -96,15 +97,17 @@ def store(
     keys: PiiKeys,
     prebuilt: Batch | None = None,
     watchdog: Watchdog | None = None,
+    first_kept: date | None = None,
 ) -> Stored:
-    """`prebuilt`, if given, is build_batch(messages, ...) made beforehand (see pipeline.py); the halves of
-    a failing chunk are built here. Each transaction is bounded by `watchdog`, if given."""
+    """`prebuilt`, if given, is build_batch(messages, keys, first_kept) made beforehand (see pipeline.py); the
+    halves of a failing chunk are built here, with the same `first_kept` (messages sent before it are
+    quarantined as expired). Each transaction is bounded by `watchdog`, if given."""
     stored = Stored()
     parts = [messages]
     while parts:
         part = parts.pop()
         try:
-            batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, keys)
+            batch = prebuilt if part is messages and prebuilt is not None else build_batch(part, keys, first_kept)
             result = _write(conn, batch, watchdog)
         except NOT_ABOUT_THE_MESSAGES:
             raise

@@ -36,9 +36,12 @@ from collections import deque
 from collections.abc import Generator, Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+from typing import NamedTuple
 
 import psycopg
 
+from logins_pipeline.core.expiry import first_kept_day, today_utc
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.core.pii_keys import PiiKeys
 from logins_pipeline.core.transform import Batch, build_batch
@@ -83,9 +86,9 @@ def _exit_with_the_run() -> None:
     os._exit(1)
 
 
-def _build_in_worker(messages: list[ReceivedMessage]) -> Batch:
+def _build_in_worker(messages: list[ReceivedMessage], first_kept: date | None) -> Batch:
     assert _worker_keys is not None, "set by _start_worker"
-    batch = build_batch(messages, _worker_keys)
+    batch = build_batch(messages, _worker_keys, first_kept)
     failpoint("after_build")
     return batch
 
@@ -97,15 +100,15 @@ class _Builder:
         self.keys, self.processes = keys, processes
         self._pool: ProcessPoolExecutor | None = None
 
-    def submit(self, messages: list[ReceivedMessage]) -> Future:
+    def submit(self, messages: list[ReceivedMessage], first_kept: date | None) -> Future:
         if self.processes and len(messages) >= MIN_MESSAGES_FOR_A_WORKER:
             try:
-                return self._workers().submit(_build_in_worker, messages)
+                return self._workers().submit(_build_in_worker, messages, first_kept)
             except BrokenProcessPool:  # a worker died (killed, out of memory): build here from now on
                 self.processes = 0
         built: Future = Future()
         try:
-            built.set_result(build_batch(messages, self.keys))
+            built.set_result(build_batch(messages, self.keys, first_kept))
         except Exception as error:
             built.set_exception(error)
         return built
@@ -147,23 +150,27 @@ def _batch_or_none(built: Future) -> Batch | None:
         return None
 
 
-def _oldest_built(
-    building: deque[tuple[list[ReceivedMessage], Future]], watchdog: Watchdog
-) -> tuple[list[ReceivedMessage], Batch | None] | None:
+class _Building(NamedTuple):
+    messages: list[ReceivedMessage]
+    first_kept: date | None  # its messages sent before this day are expired: in its build, and its halves'
+    built: Future
+
+
+def _oldest_built(building: deque[_Building], watchdog: Watchdog) -> tuple[_Building, Batch | None] | None:
     """The oldest chunk and its batch, taken off `building` once built; None if the run is told to stop
     first (the chunk is abandoned: only a chunk already being stored is finished). Stalled if it takes
     longer than a wait may."""
     if watchdog.stop.is_set():
         return None
-    oldest, built = building[0]
+    oldest = building[0]
     started, bound = time.monotonic(), watchdog.left()
-    while not wait([built], timeout=TICK).done:
+    while not wait([oldest.built], timeout=TICK).done:
         if watchdog.stop.is_set():
             return None
         if time.monotonic() - started > bound:
             raise watchdog.stalled("a build worker", time.monotonic() - started)
     building.popleft()
-    return oldest, _batch_or_none(built)
+    return oldest, _batch_or_none(oldest.built)
 
 
 def store_chunks(
@@ -172,6 +179,7 @@ def store_chunks(
     keys: PiiKeys,
     processes: int = BUILD_PROCESSES,
     watchdog: Watchdog | None = None,
+    retention_days: int | None = None,
 ) -> Generator[tuple[list[ReceivedMessage], Stored], None, None]:
     """(chunk, what became of it) for each chunk, in order, each as soon as its transaction is over.
 
@@ -180,19 +188,29 @@ def store_chunks(
     while a receive is filling, so that on a slow queue a built chunk is committed (and deleted) meanwhile
     rather than held, and renewed, until the next one is in (at 50 ms a call, a chunk takes most of a
     minute to receive). Once `watchdog.stop` is set no further chunk is stored: the one being stored is
-    finished, the rest are left to the caller to return to the queue."""
+    finished, the rest are left to the caller to return to the queue.
+
+    With `retention_days` (LOGINS_RETENTION_DAYS), a message sent before the first day kept is quarantined as
+    expired; that day is taken as each chunk is submitted, so a run that goes on past midnight (and the
+    retention pass at 00:15) stores no login of the day that expired meanwhile."""
     watchdog = watchdog or Watchdog(math.inf, math.inf, threading.Event())
     builder = _Builder(keys, processes)
-    building: deque[tuple[list[ReceivedMessage], Future]] = deque()
+    building: deque[_Building] = deque()
+
+    def stored(ready: tuple[_Building, Batch | None]) -> tuple[list[ReceivedMessage], Stored]:
+        chunk, batch = ready
+        return chunk.messages, store(conn, chunk.messages, keys, batch, watchdog, chunk.first_kept)
+
     try:
         for messages in chunks:
             if messages is not None:
-                building.append((messages, builder.submit(messages)))
-            while building and (len(building) > builder.ahead or (messages is None and building[0][1].done())):
+                first_kept = first_kept_day(today_utc(), retention_days)
+                building.append(_Building(messages, first_kept, builder.submit(messages, first_kept)))
+            while building and (len(building) > builder.ahead or (messages is None and building[0].built.done())):
                 if (ready := _oldest_built(building, watchdog)) is None:
                     return
-                yield ready[0], store(conn, ready[0], keys, ready[1], watchdog)
+                yield stored(ready)
         while building and (ready := _oldest_built(building, watchdog)) is not None:
-            yield ready[0], store(conn, ready[0], keys, ready[1], watchdog)
+            yield stored(ready)
     finally:
-        builder.close([built for _, built in building])
+        builder.close([chunk.built for chunk in building])

@@ -1,6 +1,7 @@
 """store_chunks: big chunks are built in worker processes, and the outcome is the one a build in the run's
 own process gives, faults included."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -39,9 +40,10 @@ def table(pipeline) -> list[tuple]:
     )
 
 
-def store_all(pipeline, parts, processes, keys: PiiKeys | None = None) -> list:
+def store_all(pipeline, parts, processes, keys: PiiKeys | None = None, retention_days: int | None = None) -> list:
     with pipeline.postgres.connect() as conn:
-        return [stored for _, stored in store_chunks(conn, parts, keys or pipeline.keys, processes)]
+        chunks = store_chunks(conn, parts, keys or pipeline.keys, processes, retention_days=retention_days)
+        return [stored for _, stored in chunks]
 
 
 @pytest.fixture
@@ -124,6 +126,31 @@ def test_a_chunk_a_worker_cannot_build_is_isolated_here(pipeline, monkeypatch, b
     assert [m.message_id for r in results for m in r.failed] == [poison.message_id]
     assert sum(len(r.committed) for r in results) == 2 * CHUNK - 1
     assert sum(r.inserted + r.quarantined for r in results) == 2 * CHUNK - 1
+
+
+def half_of_today(parts: list[list]) -> list[list]:
+    """`parts` with every other message sent now, the rest as sent (as_messages: in 2023)."""
+    now_ms = int(time.time() * 1000)
+    return [[dataclasses.replace(m, sent_timestamp_ms=now_ms) if i % 2 else m for i, m in enumerate(p)] for p in parts]
+
+
+@pytest.mark.parametrize("worker_fails", [False, True], ids=["built-by-a-worker", "rebuilt-here-in-parts"])
+def test_logins_past_retention_are_expired_in_workers_and_in_the_parts_of_a_failed_chunk(
+    pipeline, monkeypatch, built_by, worker_fails
+):
+    """The first day kept reaches the worker that builds a chunk, and the rebuild here of a chunk whose
+    worker failed (isolation.store)."""
+    _, parts = chunks(CHUNK)
+    parts = half_of_today(parts)
+    if worker_fails:
+        parts[0][0] = workers.marked(parts[0][0], "raises")  # only the worker stand-in raises for it
+        monkeypatch.setattr(pipeline_module, "_build_in_worker", workers.build_or_die)
+    [result] = store_all(pipeline, parts, processes=1, retention_days=30)
+    assert len(built_by) == 1 and os.getpid() not in built_by  # a worker's pid, or the error it raised
+    assert (built_by[0] == "RuntimeError") is worker_fails
+    assert result.reasons["expired"] == CHUNK // 2
+    assert result.inserted + result.reasons["invalid_ip"] == CHUNK // 2
+    assert pipeline.scalar("SELECT count(*) FROM user_logins WHERE create_date < current_date - 29") == 0
 
 
 def build_workers() -> list[psutil.Process]:
@@ -211,8 +238,8 @@ WORKERS_OF_A_KILLED_RUN = textwrap.dedent("""
     from logins_pipeline.drain.pipeline import _Builder
     from logins_pipeline_tests.conftest import as_messages
     builder = _Builder(PiiKeys(MaskingKey.from_secret(bytes(32))), 2)
-    builder.submit(as_messages(["{}"] * 1000)).result()
-    builder.submit(as_messages(["{}"] * 1000)).result()
+    builder.submit(as_messages(["{}"] * 1000), None).result()
+    builder.submit(as_messages(["{}"] * 1000), None).result()
     workers = list(builder._pool._processes)
     print(" ".join(str(p) for p in [*workers, *{psutil.Process(p).ppid() for p in workers}]), flush=True)
     time.sleep(60)

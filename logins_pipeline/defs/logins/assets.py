@@ -30,6 +30,7 @@ from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.sqs import SQSResource
 from logins_pipeline.resources.vault import VaultResource
+from logins_pipeline.retention import RetentionPolicy
 
 GROUP = "logins"
 DAYS_WRITTEN_MARGIN_S = 1  # rows are looked for this much further back than the drain lasted (clock slack)
@@ -232,6 +233,7 @@ def ingest_logins(
         max_bytes_in_hand=config.max_mib_in_hand * MIB,
         stall_timeout=config.stall_timeout,
         shutdown_timeout=config.shutdown_timeout,
+        retention_days=RetentionPolicy.from_environment().rows,  # read as the run starts, not as the code loads
     )
     announced: list[bool] = []
 

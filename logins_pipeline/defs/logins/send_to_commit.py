@@ -6,11 +6,11 @@ import dagster as dg
 from pydantic import Field
 
 from logins_pipeline.defs.logins import assets
+from logins_pipeline.defs.logins.run_metadata import user_logins_metadata
 
 # The stream targets are a p99 under 15 s while a run drains it and 45 s for the first login after an idle
 # queue (it waits for the sensor and a run's start-up): a run that began on such a login stays under 30 s.
 DEFAULT_P95_THRESHOLD_SECONDS = 30.0
-RECENT_RUNS = 10  # parallel runs and handovers: a run's own materialization is among the latest few
 
 
 class SendToCommitConfig(dg.Config):
@@ -23,11 +23,8 @@ class SendToCommitConfig(dg.Config):
 
 def _latest_delays(context: dg.AssetCheckExecutionContext) -> dict:
     """The delay metadata of this run's materialization of user_logins, else of the latest one."""
-    records = context.instance.fetch_materializations(assets.user_logins.key, limit=RECENT_RUNS).records
-    own = [r for r in records if r.run_id == context.run.run_id] or records[:1]
-    materialization = own[0].asset_materialization if own else None
-    metadata = materialization.metadata if materialization else {}
-    return {name: metadata[key].value for name, key in assets.DELAY_METADATA.items() if key in metadata}
+    metadata = user_logins_metadata(context)
+    return {name: metadata[key] for name, key in assets.DELAY_METADATA.items() if key in metadata}
 
 
 @dg.asset_check(
