@@ -3,7 +3,6 @@ left of them rather than by counting what the code meant to delete: the data dat
 the queues, and after the rewrite the data directory's relation files."""
 
 import json
-import os
 import signal
 import subprocess
 import uuid
@@ -22,6 +21,7 @@ from logins_pipeline.local.services import _pgserver_bin
 from logins_pipeline.privacy.erasure import user_hash
 from logins_pipeline.resources.postgres import PostgresResource
 from logins_pipeline.resources.vault import VaultResource
+from logins_pipeline.retention import RetentionPolicy, run_retention
 from logins_pipeline_tests.integration.test_cli import cli
 
 pytestmark = pytest.mark.integration
@@ -192,6 +192,15 @@ def relations(pipeline, found: dict[str, set[str]]) -> dict[str, set[str]]:
     }
 
 
+def relation_files_holding(world: World) -> dict[str, set[str]]:
+    """The files of the data directory (not pg_wal) that hold the user's id, ip or device id, by relation."""
+    pipeline, needles = world.pipeline, world.needles()
+    with pipeline.postgres.connect() as conn:
+        conn.execute("CHECKPOINT")  # what is in shared buffers only is on disk too before the files are read
+    plaintext = {k: needles[k] for k in ("user id", "ip", "device id")}
+    return relations(pipeline, found_in_files(pipeline.postgres_data_dir, plaintext, skip=("pg_wal",)))
+
+
 def data_dump(pipeline) -> bytes:
     return subprocess.run(
         [str(_pgserver_bin() / "pg_dump"), "--data-only", "--dbname", pipeline.postgres.dsn],
@@ -221,10 +230,7 @@ def test_erase_leaves_nothing_of_the_user_in_any_store_and_the_others_unchanged(
     assert not found_in(data_dump(pipeline), needles)
     assert not found_in_files(pipeline.dagster_home, needles)
     assert not found_in(queue_bodies(pipeline), needles)
-    with pipeline.postgres.connect() as conn:
-        conn.execute("CHECKPOINT")  # what is in shared buffers only is on disk too before the files are read
-    plaintext = {k: needles[k] for k in ("user id", "ip", "device id")}
-    assert relations(pipeline, found_in_files(pipeline.postgres_data_dir, plaintext, skip=("pg_wal",))) == {}
+    assert relation_files_holding(world) == {}
 
     assert not world.shared_listed()  # used by one user fewer than the threshold now
     assert world.others_state() == before
@@ -242,15 +248,24 @@ def test_erase_leaves_nothing_of_the_user_in_any_store_and_the_others_unchanged(
     }
 
 
-def test_erasing_twice_is_harmless_and_an_unknown_user_is_still_suppressed_and_audited(world):
+@pytest.mark.slow  # two erase commands, a retention pass, a search of the data directory
+def test_erasing_twice_is_harmless_and_the_daily_retention_pass_rewrites_the_files(world):
+    pipeline = world.pipeline
     assert world.erase().returncode == 0
-    state = (world.others_state(), aggregates(world.pipeline))
+    state = (world.others_state(), aggregates(pipeline))
     again = world.erase()
     assert again.returncode == 0, again.stderr
-    assert (world.others_state(), aggregates(world.pipeline)) == state
-    removed = [r for (r,) in world.pipeline.query("SELECT rows_removed FROM erasure_audit ORDER BY id")]
-    assert len(removed) == 2 and set(removed[1].values()) == {0}
-    assert world.pipeline.scalar("SELECT count(*) FROM erasure_suppression") == 1
+    assert (world.others_state(), aggregates(pipeline)) == state
+    removed = [r for (r,) in pipeline.query("SELECT rows_removed FROM erasure_audit ORDER BY id")]
+    assert len(removed) == 2 and set(removed[1].values()) == {0}  # a user with no rows: suppressed and audited
+    assert pipeline.scalar("SELECT count(*) FROM erasure_suppression") == 1
+
+    with psycopg.connect(pipeline.env[settings.RETENTION_DSN], autocommit=True) as conn:
+        assert run_retention(conn, RetentionPolicy()).rewritten
+        assert run_retention(conn, RetentionPolicy()).rewritten == []  # nothing left to rewrite
+
+    assert pipeline.scalar("SELECT bool_and(rewritten_at IS NOT NULL) FROM erasure_audit")
+    assert relation_files_holding(world) == {}
 
 
 def test_an_erase_killed_before_commit_leaves_all_of_the_user(world):
@@ -281,8 +296,8 @@ def test_messages_of_an_erased_user_are_deleted_unread_by_the_drain_and_redrive(
     assert not found_in_files(pipeline.dagster_home, world.needles())
 
 
-def test_the_erasure_login_erases_but_reads_no_original_and_drops_nothing(world):
-    with psycopg.connect(world.pipeline.env[settings.ERASURE_DSN], autocommit=True) as conn:
+def test_the_erasure_login_erases_but_reads_no_original_and_drops_nothing(pipeline):
+    with psycopg.connect(pipeline.env[settings.ERASURE_DSN], autocommit=True) as conn:
         for statement in (
             "SELECT count(*) FROM pii_vault.login_pii",
             "SELECT count(*) FROM pii_vault.reveal_audit",
@@ -296,4 +311,3 @@ def test_the_erasure_login_erases_but_reads_no_original_and_drops_nothing(world)
         ):
             with pytest.raises(psycopg.Error):
                 conn.execute(statement)
-    assert os.environ[settings.ERASURE_DSN] == world.pipeline.env[settings.ERASURE_DSN]
