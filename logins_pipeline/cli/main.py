@@ -34,7 +34,7 @@ from logins_pipeline.drain.redrive import redrive as redrive_messages
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.logs import configure_logging
-from logins_pipeline.privacy.erasure import erase_user, rewrite_pending, suppressed_hashes
+from logins_pipeline.privacy.erasure import Request, erase_user, rewrite_pending, suppressed_hashes, user_hash
 from logins_pipeline.privacy.reveal import NotInVault, reveal
 from logins_pipeline.privacy.rotation import rotate_tokens
 from logins_pipeline.resources.masking import MaskingResource
@@ -430,6 +430,15 @@ def rotate_tokens_command(reason, batch_size):
     )
 
 
+@main.command("user-hash")
+@click.option("--user-id", required=True, help="The user (never printed or stored).")
+@clear_errors
+def user_hash_command(user_id):
+    """Print the keyed hash of a user id (LOGINS_MASKING_KEY): how the erase_user job, the erasure audit and
+    the suppression list name a user."""
+    click.echo(user_hash(_masking_key(), user_id))
+
+
 @main.command("erase")
 @click.option("--user-id", required=True, help="The user to erase everywhere (never printed or stored).")
 @click.option("--reason", required=True, callback=_reason, help="Why: the request's reference (audited).")
@@ -443,7 +452,7 @@ def erase_command(user_id, reason, requested_by, rewrite):
     sqs = _sqs()
     keep_seconds = sqs.message_lifetime_seconds(sqs.client())
     with _postgres(settings.ERASURE_DSN).connect() as conn:
-        erasure = erase_user(conn, _masking_key(), user_id, reason, requested_by, keep_seconds)
+        erasure = erase_user(conn, _masking_key(), user_id, Request(reason, requested_by, keep_seconds))
         rewritten = rewrite_pending(conn) if rewrite else []
     click.echo(f"erased: audit row {erasure.audit_id}, user hash {erasure.user_hash}")
     for table, rows in erasure.rows_removed.items():

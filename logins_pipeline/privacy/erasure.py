@@ -25,9 +25,14 @@ STATISTICS = "pg_catalog.pg_statistic"  # rewritten last: its dead rows keep old
 PAIRS_OF_USER = "SELECT md5(user_id || '/' || masked_device_id)::uuid FROM public.{} WHERE user_id = %(user)s"
 OTHER_RELATIONS = {"public.login_quarantine", "public.user_device_first_seen", *(f"public.{t}" for t in TABLES)}
 # A quarantined body is the masked JSON object, with the user id as sent (core/quarantine.py).
-QUARANTINED_OF_USER = """
-    masked_body IS NOT NULL AND pg_input_is_valid(masked_body, 'jsonb')
-    AND jsonb_typeof(masked_body::jsonb) = 'object' AND btrim(masked_body::jsonb ->> 'user_id') = %(user)s
+QUARANTINED_OBJECT = """
+    masked_body IS NOT NULL AND pg_input_is_valid(masked_body, 'jsonb') AND jsonb_typeof(masked_body::jsonb) = 'object'
+"""
+QUARANTINED_USER = "btrim(masked_body::jsonb ->> 'user_id')"
+QUARANTINED_OF_USER = f"{QUARANTINED_OBJECT} AND {QUARANTINED_USER} = %(user)s"
+USERS_BESIDE_LOGINS = f"""
+    SELECT user_id FROM public.new_device_logins
+    UNION SELECT {QUARANTINED_USER} FROM public.login_quarantine WHERE {QUARANTINED_OBJECT}
 """
 
 
@@ -49,7 +54,7 @@ def _count(conn: psycopg.Connection, sql: str, params: dict) -> int:
     return conn.execute(sql, params).rowcount
 
 
-def _relations(conn: psycopg.Connection, user: str) -> list[str]:
+def _relations(conn: psycopg.Connection, user: str | None) -> list[str]:
     """The partitions holding the user's logins (and the vault's of the same days), and the other tables."""
     days = "SELECT DISTINCT create_date FROM public.user_logins WHERE user_id = %(user)s"
     partitions = conn.execute(
@@ -75,20 +80,36 @@ def _min_users(conn: psycopg.Connection, day: date) -> dict[str, int]:
     return {name: recorded[name] or default for name, default in MIN_USERS.items()}
 
 
-def erase_user(
-    conn: psycopg.Connection,
-    key: MaskingKey,
-    user_id: str,
-    reason: str,
-    requested_by: str,
-    keep_seconds: int,
-) -> Erasure:
-    """Erase `user_id` in one transaction (see the module's docstring); `keep_seconds` is how long the
-    suppression lasts (retention + visibility timeout of the queues). Erasing an unknown user still
+@dataclass(frozen=True)
+class Request:
+    reason: str
+    requested_by: str
+    keep_seconds: int  # how long the suppression lasts: the queues' retention + visibility timeout
+
+
+def erase_user(conn: psycopg.Connection, key: MaskingKey, user_id: str, request: Request) -> Erasure:
+    """Erase `user_id` in one transaction (see the module's docstring). Erasing an unknown user still
     suppresses and audits."""
     user = user_id.strip()
-    params = {"user": user}
-    hashed = user_hash(key, user)
+    return _erase(conn, key, user, user_hash(key, user), request)
+
+
+def erase_user_by_hash(conn: psycopg.Connection, key: MaskingKey, hashed: str, request: Request) -> Erasure:
+    """Erase the user whose hash (user_hash) is `hashed`: what the erase_user job is given, so that no user id
+    reaches Dagster's run storage. The id is found by hashing every distinct user id the tables hold (a
+    scan, as an erasure by id is: user_logins has no index on user_id); none found, it suppresses and audits."""
+    found = None
+    with conn.transaction(), conn.cursor(name="erasure_users") as cursor:
+        cursor.execute(f"SELECT user_id FROM public.user_logins UNION {USERS_BESIDE_LOGINS}")
+        for (user,) in cursor:
+            if user and user_hash(key, user) == hashed:
+                found = user.strip()
+                break
+    return _erase(conn, key, found, hashed, request)
+
+
+def _erase(conn: psycopg.Connection, key: MaskingKey, user: str | None, hashed: str, request: Request) -> Erasure:
+    params = {"user": user}  # None: nobody's rows (user_id = NULL is never true)
     with conn.transaction():
         days = [
             d
@@ -126,13 +147,13 @@ def erase_user(
             " VALUES (%s, %s, now() + make_interval(secs => %s))"
             " ON CONFLICT (user_hash) DO UPDATE SET keep_until = greatest("
             "   public.erasure_suppression.keep_until, excluded.keep_until)",
-            (hashed, key.key_id, keep_seconds),
+            (hashed, key.key_id, request.keep_seconds),
         )
         (audit_id,) = conn.execute(  # type: ignore[misc]
             "INSERT INTO public.erasure_audit"
             " (user_hash, masking_key_id, requested_by, reason, rows_removed, relations)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (hashed, key.key_id, requested_by, reason, Jsonb(removed), relations),
+            (hashed, key.key_id, request.requested_by, request.reason, Jsonb(removed), relations),
         ).fetchone()
         failpoint("erase_before_commit")
     return Erasure(audit_id, hashed, removed, days)

@@ -17,6 +17,7 @@ from logins_pipeline import analytics, settings
 from logins_pipeline.cli.backdate import send_dated
 from logins_pipeline.core.masking import pii_tokens
 from logins_pipeline.defs.logins.assets import IngestConfig, ingest_logins, user_logins
+from logins_pipeline.defs.maintenance.erasure import EraseConfig, erase_user_job
 from logins_pipeline.local.services import _pgserver_bin
 from logins_pipeline.privacy.erasure import user_hash
 from logins_pipeline.resources.postgres import PostgresResource
@@ -268,14 +269,33 @@ def test_erasing_twice_is_harmless_and_the_daily_retention_pass_rewrites_the_fil
     assert relation_files_holding(world) == {}
 
 
-def test_an_erase_killed_before_commit_leaves_all_of_the_user(world):
-    before = (world.pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(world.pipeline))
+@pytest.mark.slow  # a killed erase command, a Dagster run, searches
+def test_an_erase_killed_before_commit_leaves_all_of_the_user_and_the_job_then_erases_them(world):
+    pipeline = world.pipeline
+    before = (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline))
     killed = world.erase(LOGINS_FAILPOINT="erase_before_commit")
     assert killed.returncode == -signal.SIGKILL
-    assert (world.pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(world.pipeline)) == before
-    assert world.pipeline.scalar("SELECT count(*) FROM erasure_audit") == 0
-    assert world.erase().returncode == 0  # and the next one erases all
-    assert world.pipeline.scalar("SELECT count(*) FROM user_logins WHERE user_id = %s", (world.user,)) == 0
+    assert (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline)) == before
+    assert pipeline.scalar("SELECT count(*) FROM erasure_audit") == 0
+
+    hashed = cli("user-hash", "--user-id", world.user).stdout.strip()
+    result = erase_user_job.execute_in_process(
+        instance=world.instance,
+        resources={
+            **pipeline.resources(),
+            "erasure_postgres": PostgresResource(dsn=pipeline.env[settings.ERASURE_DSN]),
+        },
+        run_config=dg.RunConfig(
+            ops={"erase_user": EraseConfig(user_hash=hashed, reason="DSR-1234", requested_by="dpo", rewrite=True)}
+        ),
+    )
+
+    assert result.success
+    assert pipeline.scalar("SELECT count(*) FROM user_logins WHERE user_id = %s", (world.user,)) == 0
+    assert pipeline.scalar("SELECT user_hash FROM erasure_audit") == hashed == user_hash(pipeline.key, world.user)
+    assert not found_in(data_dump(pipeline), world.needles())
+    assert not found_in_files(pipeline.dagster_home, world.needles())  # the run's config, events and logs
+    assert relation_files_holding(world) == {}
 
 
 @pytest.mark.slow  # two Dagster runs and three commands
