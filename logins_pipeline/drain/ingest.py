@@ -8,6 +8,7 @@ received. While a chunk is in hand its messages stay invisible (visibility.py), 
 processing keeps failing is isolated from its chunk (isolation.py) and left for the dead-letter queue.
 """
 
+import functools
 import threading
 import time
 from array import array
@@ -226,7 +227,9 @@ class _Receiving:
         self.heartbeat, self.watchdog, self.pool, self.stop = heartbeat, watchdog, pool, watchdog.stop
         self.started = self.last_message = time.monotonic()  # the last chunk with messages came in
         self.received = 0  # messages received so far: what counts against limits.max_messages
-        self.suppressed_users: frozenset[str] = frozenset()  # hashes of erased users (set once migrated)
+        # the hashes of erased users, read again for each chunk: an erasure during a long run counts from the
+        # next chunk received (set once the schema is migrated)
+        self.suppression: Callable[[], frozenset[str]] = frozenset
         self.suppressed = 0
 
     def _receive_next(self) -> Future[ReceivedChunk] | None:
@@ -273,17 +276,25 @@ class _Receiving:
     def _unsuppressed(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
         """The messages not of an erased user; those are deleted at once, unread (none looked at while no
         user is erased)."""
-        if not self.suppressed_users or not messages:
+        users = self.suppression() if messages else frozenset()
+        if not users:
             return messages
         keep: list[ReceivedMessage] = []
         gone: list[ReceivedMessage] = []
         for m in messages:
-            (gone if message_user_hash(m.body, self.keys.masking) in self.suppressed_users else keep).append(m)
+            (gone if message_user_hash(m.body, self.keys.masking) in users else keep).append(m)
         if gone:
             self.sqs.delete(gone)  # one that fails comes back, and is deleted again
             self.heartbeat.release(gone)
             self.suppressed += len(gone)
         return keep
+
+
+def _suppression(conn: psycopg.Connection, keys: PiiKeys, watchdog: Watchdog) -> frozenset[str]:
+    """The suppression list, read between two chunks' transactions (the connection is idle then: the chunks
+    are received between them), bounded like any wait of the run."""
+    with watchdog.waiting("Postgres", lambda: abort(conn)):
+        return suppressed_hashes(conn, keys.masking)
 
 
 def _drain(
@@ -310,7 +321,7 @@ def _drain(
             deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)
-            receiving.suppressed_users = suppressed_hashes(conn, keys.masking)
+            receiving.suppression = functools.partial(_suppression, conn, keys, watchdog)
             chunks = store_chunks(conn, iter(receiving), keys, limits.build_processes, watchdog)
             with closing(chunks) as stored_chunks:
                 for messages, stored in stored_chunks:  # COMMIT happens here ...
