@@ -1,4 +1,4 @@
-"""Erase one user everywhere the platform keeps them (docs/privacy.md "Erasure"), as a logins_erasure login.
+"""Erase one user everywhere the platform keeps them (docs/privacy.md "Erasure of one user"), as a logins_erasure login.
 
 One transaction: the user's vault rows, rows of user_logins, quarantined messages, new-device logins and
 first-seen pairs go; every day they had logins on is recomputed by the analytics' own refresh (so each day
@@ -139,6 +139,7 @@ def _erase(conn: psycopg.Connection, key: MaskingKey, user: str | None, hashed: 
             "pii_vault.login_pii": int(scalar(conn, "SELECT public.logins_erase_vault(%(user)s)", params)),
             "public.user_logins": _count(conn, "DELETE FROM public.user_logins WHERE user_id = %(user)s", params),
         }
+        to_rewrite = relations if any(removed.values()) else []  # nothing removed, nothing to rewrite
         for day in days:
             conn.execute("DROP TABLE IF EXISTS pg_temp.login_day, pg_temp.login_groups")  # the previous day's
             refresh_day(conn, list(TABLES.values()), day, _min_users(conn, day))
@@ -153,7 +154,7 @@ def _erase(conn: psycopg.Connection, key: MaskingKey, user: str | None, hashed: 
             "INSERT INTO public.erasure_audit"
             " (user_hash, masking_key_id, requested_by, reason, rows_removed, relations)"
             " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (hashed, key.key_id, request.requested_by, request.reason, Jsonb(removed), relations),
+            (hashed, key.key_id, request.requested_by, request.reason, Jsonb(removed), to_rewrite),
         ).fetchone()
         failpoint("erase_before_commit")
     return Erasure(audit_id, hashed, removed, days)
@@ -163,12 +164,13 @@ def rewrite_pending(conn: psycopg.Connection) -> list[str]:
     """Rewrite the files of every relation an erasure deleted from and that is not rewritten yet, each in
     its own transaction, then pg_statistic (after the others' new statistics), and mark those erasures
     rewritten. `conn` in autocommit mode. Returns the relations rewritten."""
-    until = scalar(conn, "SELECT now()")
-    pending = [r for (r,) in conn.execute("SELECT * FROM public.logins_pending_rewrites()")]
+    pending = conn.execute("SELECT * FROM public.logins_pending_rewrites()").fetchall()
     if not pending:
         return []
-    done = [r for r in [*pending, STATISTICS] if scalar(conn, "SELECT public.logins_rewrite(%s)", (r,))]
-    conn.execute("SELECT public.logins_rewrites_done(%s)", (until,))
+    relations = sorted({relation for _, relation in pending if relation})
+    rewrite = [*relations, STATISTICS] if relations else []  # an erasure that removed nothing has none
+    done = [r for r in rewrite if scalar(conn, "SELECT public.logins_rewrite(%s)", (r,))]
+    conn.execute("SELECT public.logins_rewrites_done(%s)", ([audit_id for audit_id, _ in pending],))
     return done
 
 

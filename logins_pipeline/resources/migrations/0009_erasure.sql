@@ -85,26 +85,25 @@ BEGIN
     RETURN true;
 END $$;
 
--- The relations erasures deleted from that are not rewritten yet (that still exist), and marking the
--- erasures up to a time as rewritten: the `erase --rewrite` and the daily `retention` pass use both.
-CREATE OR REPLACE FUNCTION public.logins_pending_rewrites() RETURNS SETOF text
+-- The erasures not rewritten yet, with the relations they deleted from (that still exist), and marking
+-- erasures rewritten: `erase --rewrite` and the daily `retention` pass use both.
+CREATE OR REPLACE FUNCTION public.logins_pending_rewrites() RETURNS TABLE (audit_id bigint, relation text)
     LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT DISTINCT r.relation FROM public.erasure_audit AS a, unnest(a.relations) AS r(relation)
-    WHERE a.rewritten_at IS NULL AND to_regclass(r.relation) IS NOT NULL ORDER BY 1
+    SELECT a.id, r.relation FROM public.erasure_audit AS a, unnest(a.relations) AS r(relation)
+    WHERE a.rewritten_at IS NULL AND to_regclass(r.relation) IS NOT NULL
+    UNION ALL SELECT a.id, NULL FROM public.erasure_audit AS a WHERE a.rewritten_at IS NULL
 $$;
-CREATE OR REPLACE FUNCTION public.logins_rewrites_done(p_until timestamptz) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.logins_rewrites_done(p_audit_ids bigint[]) RETURNS void
     LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    WITH done AS (UPDATE public.erasure_audit SET rewritten_at = now()
-                  WHERE rewritten_at IS NULL AND erased_at <= p_until RETURNING 1)
-    SELECT count(*) FROM done
+    UPDATE public.erasure_audit SET rewritten_at = now() WHERE id = ANY (p_audit_ids) AND rewritten_at IS NULL
 $$;
 
 REVOKE ALL ON FUNCTION public.logins_erase_vault(text), public.logins_rewrite(text),
-    public.logins_pending_rewrites(), public.logins_rewrites_done(timestamptz) FROM PUBLIC;
+    public.logins_pending_rewrites(), public.logins_rewrites_done(bigint[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.logins_erase_vault(text), public.logins_rewrite(text),
-    public.logins_pending_rewrites(), public.logins_rewrites_done(timestamptz) TO logins_erasure;
+    public.logins_pending_rewrites(), public.logins_rewrites_done(bigint[]) TO logins_erasure;
 GRANT EXECUTE ON FUNCTION public.logins_rewrite(text), public.logins_pending_rewrites(),
-    public.logins_rewrites_done(timestamptz) TO logins_retention;
+    public.logins_rewrites_done(bigint[]) TO logins_retention;
 GRANT SELECT, DELETE ON public.user_logins, public.login_quarantine TO logins_erasure;
 GRANT USAGE ON SCHEMA pii_vault TO logins_erasure;  -- to name the vault's partitions to rewrite; no table grant
 -- the recomputation of a day (logins_pipeline/analytics.py), as the pipeline does it
