@@ -171,10 +171,11 @@ def found_in(data: bytes, needles: dict[str, bytes]) -> set[str]:
     return {name for name, needle in needles.items() if needle in data}
 
 
-def found_in_files(folder: Path, needles: dict[str, bytes], skip: tuple[str, ...] = ()) -> dict[str, set[str]]:
+def found_in_files(folder: Path, needles: dict[str, bytes], skip=lambda parts: False) -> dict[str, set[str]]:
+    """The files under `folder` (but those whose path parts `skip` says to leave) that hold a needle."""
     found = {}
     for path in folder.rglob("*"):
-        if path.is_file() and not any(part in skip for part in path.relative_to(folder).parts):
+        if path.is_file() and not skip(path.relative_to(folder).parts):
             try:
                 hits = found_in(path.read_bytes(), needles)
             except (FileNotFoundError, PermissionError):
@@ -199,12 +200,18 @@ def relations(pipeline, found: dict[str, set[str]]) -> dict[str, set[str]]:
 
 
 def relation_files_holding(world: World) -> dict[str, set[str]]:
-    """The files of the data directory (not pg_wal) that hold the user's id, ip or device id, by relation."""
+    """The files of the data directory that hold the user's id, ip or device id, by relation: all but pg_wal
+    and the other databases' (other tests' data, in a suite that shares the server)."""
     pipeline, needles = world.pipeline, world.needles()
     with pipeline.postgres.connect() as conn:
         conn.execute("CHECKPOINT")  # what is in shared buffers only is on disk too before the files are read
+    own = str(pipeline.scalar("SELECT oid FROM pg_database WHERE datname = current_database()"))
     plaintext = {k: needles[k] for k in ("user id", "ip", "device id")}
-    return relations(pipeline, found_in_files(pipeline.postgres_data_dir, plaintext, skip=("pg_wal",)))
+
+    def others(parts: tuple[str, ...]) -> bool:
+        return parts[0] == "pg_wal" or (parts[0] == "base" and len(parts) > 2 and parts[1] != own)
+
+    return relations(pipeline, found_in_files(pipeline.postgres_data_dir, plaintext, skip=others))
 
 
 def data_dump(pipeline) -> bytes:
