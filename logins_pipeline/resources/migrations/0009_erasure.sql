@@ -7,13 +7,9 @@
 -- logins_erase_vault), and rewrites files only through logins_rewrite.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'logins_erasure') THEN
-        BEGIN
-            CREATE ROLE logins_erasure NOLOGIN;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
-        END;
-    END IF;
+    CREATE ROLE logins_erasure NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- made by an earlier run, or for another database of the cluster
 END $$;
 
 -- One row per erasure: a keyed hash of the user id (never the id), who asked, why, when, rows per table.
