@@ -5,6 +5,8 @@ partitions wholly past each cutoff and delete the expired rows of the tables kep
 transaction through a SECURITY DEFINER function, so a pass interrupted anywhere leaves whole days and the next
 pass goes on; a second pass finds nothing left to do. Each step waits at most LOCK_TIMEOUT for its lock (a
 drop waits for the chunks in flight, and the chunks that come meanwhile wait for it), and is tried again.
+Last, it rewrites the files of the relations erasures deleted from since the last pass (erasure.py),
+so that no erased user's bytes stay in them.
 """
 
 import os
@@ -18,6 +20,7 @@ import psycopg
 
 from logins_pipeline import settings
 from logins_pipeline.core.expiry import first_kept_day, today_utc
+from logins_pipeline.resources.erased_users import rewrite_pending
 
 DAYS_AHEAD = 7  # partitions made ahead of need: a week without a pass still costs no default-partition rows
 LOCK_TIMEOUT = "2s"
@@ -68,6 +71,7 @@ class RetentionReport:
     days_made: list[date] = field(default_factory=list)
     days_dropped: dict[str, list[date]] = field(default_factory=dict)  # table -> first day of each dropped partition
     rows_removed: dict[str, int] = field(default_factory=dict)  # table -> rows dropped or deleted
+    rewritten: list[str] = field(default_factory=list)  # relations an erasure deleted from, rewritten
 
     def removed(self, table: str, rows: int, day: date | None = None) -> None:
         self.rows_removed[table] = self.rows_removed.get(table, 0) + rows
@@ -136,4 +140,5 @@ def run_retention(conn: psycopg.Connection, policy: RetentionPolicy, today: date
             _delete_expired(conn, table, rows_kept, report)
     if quarantine_kept:
         _delete_expired(conn, QUARANTINE_TABLE, quarantine_kept, report)
+    report.rewritten = rewrite_pending(conn)  # the erasures' since the last pass (erasure.py)
     return report

@@ -34,6 +34,7 @@ ALL = (
 # Read only by the command line, never by the pipeline's runs.
 POSTGRES_ADMIN_DSN = "LOGINS_POSTGRES_ADMIN_DSN"  # the schema's owner: migrate, reset, rotate-tokens
 PII_READER_DSN = "LOGINS_PII_READER_DSN"  # a login in the pii_reader role: reveal
+ERASURE_DSN = "LOGINS_ERASURE_DSN"  # a login in the logins_erasure role: erase (and the erase_user job)
 ANALYST_DSN = "LOGINS_ANALYST_DSN"  # a login in the analyst role (the local services' demo user)
 # Retention, in days (README "Retention"); unset: kept forever. Read by the `retention` schedule and command,
 # and by the drain (a login older than LOGINS_RETENTION_DAYS is quarantined as `expired`).

@@ -1,6 +1,7 @@
 """`logins-pipeline`: run the local services, seed the queue, run the pipeline, look at the results."""
 
 import functools
+import getpass
 import json
 import os
 import shlex
@@ -30,11 +31,13 @@ from logins_pipeline.core.vault import VaultError, VaultKey
 from logins_pipeline.drain.ingest import MAX_CHUNK_SIZE, MAX_MIB_IN_HAND
 from logins_pipeline.drain.redrive import NoDeadLetterQueue
 from logins_pipeline.drain.redrive import redrive as redrive_messages
+from logins_pipeline.erasure import Request, erase_user
 from logins_pipeline.local.environment import LocalEnvironment
 from logins_pipeline.local.services import LocalServiceError
 from logins_pipeline.logs import configure_logging
 from logins_pipeline.privacy.reveal import NotInVault, reveal
 from logins_pipeline.privacy.rotation import rotate_tokens
+from logins_pipeline.resources.erased_users import rewrite_pending, suppressed_hashes, user_hash
 from logins_pipeline.resources.masking import MaskingResource
 from logins_pipeline.resources.postgres import PostgresResource, apply_migrations, scalar
 from logins_pipeline.resources.sqs import SQSResource
@@ -288,11 +291,16 @@ def run(
 @click.option("--max-messages", type=click.IntRange(min=1), default=100_000, show_default=True)
 @clear_errors
 def redrive(max_messages):
-    """Move dead-lettered messages back to the login queue, once what made them fail is fixed."""
-    result = redrive_messages(_sqs(), _masking_key(), max_messages)
+    """Move dead-lettered messages back to the login queue, once what made them fail is fixed; an erased
+    user's are deleted instead (the suppression list, read as LOGINS_POSTGRES_DSN)."""
+    key = _masking_key()
+    with _postgres().connect() as conn:
+        suppressed = suppressed_hashes(conn, key)
+    result = redrive_messages(_sqs(), key, max_messages, suppressed)
     click.echo(
         f"moved {result.moved} message(s) from the dead-letter queue back to the login queue"
         + (f"; {result.left} still in the dead-letter queue" if result.left else "")
+        + (f"; suppressed (erased users', deleted unread): {result.suppressed}" if result.suppressed else "")
     )
 
 
@@ -420,4 +428,38 @@ def rotate_tokens_command(reason, batch_size):
     click.echo(
         f"rotated {summary.rotated} rows to masking key {masking_key.key_id}; "
         f"{summary.without_vault} rows under other keys have no vault entry and keep their tokens"
+    )
+
+
+@main.command("user-hash")
+@click.option("--user-id", required=True, help="The user (never printed or stored).")
+@clear_errors
+def user_hash_command(user_id):
+    """Print the keyed hash of a user id (LOGINS_MASKING_KEY): how the erase_user job, the erasure audit and
+    the suppression list name a user."""
+    click.echo(user_hash(_masking_key(), user_id))
+
+
+@main.command("erase")
+@click.option("--user-id", required=True, help="The user to erase everywhere (never printed or stored).")
+@click.option("--reason", required=True, callback=_reason, help="Why: the request's reference (audited).")
+@click.option("--requested-by", default=getpass.getuser, show_default="your login", help="Who asked (audited).")
+@click.option("--rewrite", is_flag=True, help="Rewrite the affected tables' files now, not at the next retention.")
+@clear_errors
+def erase_command(user_id, reason, requested_by, rewrite):
+    """Erase one user's logins, originals, quarantined messages and new-device rows, recompute the days they
+    counted in, suppress their messages still in the queues, and audit it, as a logins_erasure login
+    (LOGINS_ERASURE_DSN), in one transaction (docs/privacy.md "Erasure")."""
+    sqs = _sqs()
+    keep_seconds = sqs.message_lifetime_seconds(sqs.client())
+    with _postgres(settings.ERASURE_DSN).connect() as conn:
+        erasure = erase_user(conn, _masking_key(), user_id, Request(reason, requested_by, keep_seconds))
+        rewritten = rewrite_pending(conn) if rewrite else []
+    click.echo(f"erased: audit row {erasure.audit_id}, user hash {erasure.user_hash}")
+    for table, rows in erasure.rows_removed.items():
+        click.echo(f"  {table:32} {rows} row(s) removed")
+    click.echo(f"  days recomputed: {', '.join(map(str, erasure.days_recomputed)) or 'none'}")
+    click.echo(f"  suppressed in the queues for {keep_seconds} s")
+    click.echo(
+        f"  files rewritten: {len(rewritten)} relation(s)" if rewrite else "  files: rewritten by the next retention"
     )

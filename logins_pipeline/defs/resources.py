@@ -32,6 +32,8 @@ def resources_from_env() -> dict[str, Any]:
         "postgres": PostgresResource(dsn=dg.EnvVar(settings.POSTGRES_DSN)),
         # the daily retention pass's login (logins_retention), not the writer's; unset, that pass fails alone
         "retention_postgres": PostgresResource(dsn=_optional_env(settings.RETENTION_DSN)),
+        # the erase_user job's login (logins_erasure); unset, that job fails alone
+        "erasure_postgres": PostgresResource(dsn=_optional_env(settings.ERASURE_DSN)),
         "masking": MaskingResource(
             key=dg.EnvVar(settings.MASKING_KEY),
             environment=dg.EnvVar(settings.ENVIRONMENT),

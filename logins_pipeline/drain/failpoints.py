@@ -10,7 +10,8 @@ each worker counts its own passages, and a kill there kills the worker, not the 
 chunk itself), after_commit (committed, nothing deleted), mid_delete (after the first
 DeleteMessageBatch call of each thread's share of a chunk's deletes: with one receiver, once per chunk),
 after_send (`redrive` has sent a group back to the login queue and not yet deleted it from the dead-letter
-queue). A sleep or a stop is announced on stderr first ("failpoint after_build: holding 300 s (passage 2,
+queue), erase_before_commit (`erase` has deleted and recomputed everything, audited, not yet committed).
+A sleep or a stop is announced on stderr first ("failpoint after_build: holding 300 s (passage 2,
 pid 4242)"), so that a test can act once a process is held there rather than after a guess of time.
 """
 

@@ -8,6 +8,7 @@ received. While a chunk is in hand its messages stay invisible (visibility.py), 
 processing keeps failing is isolated from its chunk (isolation.py) and left for the dead-letter queue.
 """
 
+import functools
 import threading
 import time
 from array import array
@@ -31,6 +32,7 @@ from logins_pipeline.drain.isolation import Stored, SystemicFailure
 from logins_pipeline.drain.pipeline import BUILD_PROCESSES, MIN_MESSAGES_FOR_A_WORKER, start_build_server, store_chunks
 from logins_pipeline.drain.visibility import VisibilityHeartbeat
 from logins_pipeline.drain.watchdog import Watchdog
+from logins_pipeline.resources.erased_users import message_user_hash, suppressed_hashes
 from logins_pipeline.resources.postgres import PostgresResource, abort, apply_migrations, write_refusal
 from logins_pipeline.resources.sqs import MAX_MESSAGE_BYTES, SQS_BATCH, ReceivedChunk, SQSResource
 
@@ -96,6 +98,7 @@ class DrainSummary:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    suppressed: int = 0  # of erased users (erasure.py): deleted unread, never stored
     failed: int = 0  # failed alone (not a validation failure): left in the queue for the dead-letter queue
     delete_failures: int = 0
     stale: int = 0  # committed but not deleted: their receipt handles went stale while in hand (visibility.py)
@@ -234,6 +237,10 @@ class _Receiving:
         self.heartbeat, self.watchdog, self.pool, self.stop = heartbeat, watchdog, pool, watchdog.stop
         self.started = self.last_message = time.monotonic()  # the last chunk with messages came in
         self.received = 0  # messages received so far: what counts against limits.max_messages
+        # the hashes of erased users, read again for each chunk: an erasure during a long run counts from the
+        # next chunk received (set once the schema is migrated)
+        self.suppression: Callable[[], frozenset[str]] = frozenset
+        self.suppressed = 0
 
     def _receive_next(self) -> Future[ReceivedChunk] | None:
         wanted = min(self.limits.chunk_size, self.limits.max_messages - self.received)
@@ -273,8 +280,31 @@ class _Receiving:
                 self.received += len(chunk.messages)
             # prefetch: at most one chunk ahead, so memory stays bounded; none once the queue is dry and idle
             receiving = None if (chunk.dry or not chunk.messages) and self._idle() else self._receive_next()
-            if chunk.messages:
-                yield [with_origin(m, self.keys.masking) for m in chunk.messages]
+            if kept := self._unsuppressed(chunk.messages):
+                yield [with_origin(m, self.keys.masking) for m in kept]
+
+    def _unsuppressed(self, messages: list[ReceivedMessage]) -> list[ReceivedMessage]:
+        """The messages not of an erased user; those are deleted at once, unread (none looked at while no
+        user is erased)."""
+        users = self.suppression() if messages else frozenset()
+        if not users:
+            return messages
+        keep: list[ReceivedMessage] = []
+        gone: list[ReceivedMessage] = []
+        for m in messages:
+            (gone if message_user_hash(m.body, self.keys.masking) in users else keep).append(m)
+        if gone:
+            self.sqs.delete(gone)  # one that fails comes back, and is deleted again
+            self.heartbeat.release(gone)
+            self.suppressed += len(gone)
+        return keep
+
+
+def _suppression(conn: psycopg.Connection, keys: PiiKeys, watchdog: Watchdog) -> frozenset[str]:
+    """The suppression list, read between two chunks' transactions (the connection is idle then: the chunks
+    are received between them), bounded like any wait of the run."""
+    with watchdog.waiting("Postgres", lambda: abort(conn)):
+        return suppressed_hashes(conn, keys.masking)
 
 
 def _drain(
@@ -303,6 +333,7 @@ def _drain(
             deleting, in_deletion = None, set()
             # closed on the way out, error or not: its build workers stop then, not when it is collected
             receiving = _Receiving(sqs, keys, limits, timeout, heartbeat, watchdog, pool)
+            receiving.suppression = functools.partial(_suppression, conn, keys, watchdog)
             chunks = store_chunks(conn, iter(receiving), keys, limits.build_processes, watchdog, limits.retention_days)
             with closing(chunks) as stored_chunks:
                 for messages, stored in stored_chunks:  # COMMIT happens here ...
@@ -316,6 +347,7 @@ def _drain(
                     deleting = pool.submit(_delete, sqs, heartbeat, watchdog, fresh, limits.receivers)
                     in_deletion = {m.receipt_handle for m in fresh}
                     _record(summary, messages, stored, committed_at, stale)
+                    summary.suppressed = receiving.suppressed
                     summary.seconds = time.monotonic() - started
                     progress(summary)
             if stop.is_set():  # what was received or built but not stored goes back now, beside the last deletes
@@ -323,6 +355,7 @@ def _drain(
                 heartbeat.give_back(abandoned, go_on=lambda: watchdog.left() > 0)
             if deleting is not None:
                 summary.delete_failures += deleting.result()
+            summary.suppressed = receiving.suppressed
         finally:
             stop.set()  # a receive still filling a chunk stops; what it holds goes back to the queue
     summary.seconds = time.monotonic() - started

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from logins_pipeline.core.masking import MaskingKey
 from logins_pipeline.core.origin import ORIGIN_ATTRIBUTE, origin_of, with_origin
 from logins_pipeline.drain.failpoints import failpoint
+from logins_pipeline.resources.erased_users import message_user_hash
 from logins_pipeline.resources.sqs import SQSResource
 
 # A message is held only from its receive to its delete, milliseconds; if the redrive dies in between, it is
@@ -28,9 +29,13 @@ class NoDeadLetterQueue(Exception):
 class RedriveResult:
     moved: int = 0  # sent back to the login queue
     left: int = 0  # still in the dead-letter queue: the send failed, or the delete after it (then in both)
+    suppressed: int = 0  # of erased users (erasure.py): deleted from the dead-letter queue unread
 
 
-def redrive(sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000) -> RedriveResult:
+def redrive(
+    sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000, suppressed: frozenset[str] = frozenset()
+) -> RedriveResult:
+    """`suppressed`: the hashes of erased users (suppressed_hashes), whose messages are deleted, not moved."""
     client = sqs.client()
     dlq_url = sqs.dead_letter_url(client)
     if dlq_url is None:
@@ -41,6 +46,13 @@ def redrive(sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000) -> R
         messages = sqs.receive(client, max_messages - received, HOLD_SECONDS, queue_url=dlq_url)
         if not messages:
             break
+        received += len(messages)
+        if suppressed:
+            gone = [m for m in messages if message_user_hash(m.body, key) in suppressed]
+            result.suppressed += len(gone) - sqs.delete(gone, client, queue_url=dlq_url)
+            messages = [m for m in messages if m not in gone]
+            if not messages:
+                continue
         response = client.send_message_batch(
             QueueUrl=sqs.queue_url,
             Entries=[
@@ -56,7 +68,6 @@ def redrive(sqs: SQSResource, key: MaskingKey, max_messages: int = 100_000) -> R
         )
         sent = [messages[int(entry["Id"])] for entry in response.get("Successful", [])]
         failpoint("after_send")
-        received += len(messages)
         result.moved += len(sent)
         result.left += len(messages) - len(sent) + sqs.delete(sent, client, queue_url=dlq_url)
     return result

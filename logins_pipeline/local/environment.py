@@ -37,6 +37,7 @@ LOGIN_ROLES = {
     settings.ANALYST_DSN: ("analyst_local", "analyst"),
     settings.PII_READER_DSN: ("pii_reader_local", "pii_reader"),
     settings.RETENTION_DSN: ("logins_retention_local", "logins_retention"),
+    settings.ERASURE_DSN: ("logins_erasure_local", "logins_erasure"),
 }
 
 

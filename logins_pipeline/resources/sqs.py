@@ -368,6 +368,18 @@ class SQSResource(ResourceWithBoto3Configuration):
         _, _, _, _, account, name = arn.split(":", 5)
         return str(client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"])
 
+    def message_lifetime_seconds(self, client: Client) -> int:
+        """The longest a message can live in the queues, from their attributes: the longest retention of the
+        queue and its dead-letter queue, plus the queue's visibility timeout (a receive just before expiry)."""
+        urls = [self.queue_url, *filter(None, [self.dead_letter_url(client)])]
+        attributes = [
+            client.get_queue_attributes(QueueUrl=url, AttributeNames=["MessageRetentionPeriod", "VisibilityTimeout"])[
+                "Attributes"
+            ]
+            for url in urls
+        ]
+        return max(int(a["MessageRetentionPeriod"]) for a in attributes) + int(attributes[0]["VisibilityTimeout"])
+
     def dead_letter_depth(self, client: Client) -> int | None:
         url = self.dead_letter_url(client)
         if url is None:

@@ -48,7 +48,7 @@ def test_an_installed_copy_loads_without_the_projects_pyproject_toml(tmp_path):
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    jobs = "['daily_analytics_job', 'ingest_logins_job', 'retention_job']"
+    jobs = "['daily_analytics_job', 'erase_user_job', 'ingest_logins_job', 'retention_job']"
     assert result.stdout.splitlines() == [str(tmp_path / "logins_pipeline" / "__init__.py"), jobs]
 
 

@@ -191,6 +191,7 @@ def _results(summary: DrainSummary, days: dict):
             "failed_left_in_queue": summary.failed,
             "delete_failures": summary.delete_failures,
             "stale_handles": summary.stale,
+            "suppressed": summary.suppressed,
             "messages_per_second": rate,
             "lag_seconds": lag,
             "seconds": dg.MetadataValue.float(round(summary.seconds, 3)),

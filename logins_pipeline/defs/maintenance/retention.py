@@ -24,6 +24,7 @@ def _metadata(policy: RetentionPolicy, report: RetentionReport) -> dict[str, Any
         "days_made": len(report.days_made),
         "days_dropped": sum(len(days) for days in report.days_dropped.values()),
         "rows_removed": sum(report.rows_removed.values()),
+        "relations_rewritten": len(report.rewritten),
         **{f"rows_removed {table}": rows for table, rows in report.rows_removed.items()},
         **dropped,
     }
