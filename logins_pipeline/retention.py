@@ -5,8 +5,9 @@ partitions wholly past each cutoff and delete the expired rows of the tables kep
 transaction through a SECURITY DEFINER function, so a pass interrupted anywhere leaves whole days and the next
 pass goes on; a second pass finds nothing left to do. Each step waits at most LOCK_TIMEOUT for its lock (a
 drop waits for the chunks in flight, and the chunks that come meanwhile wait for it), and is tried again.
-Last, it rewrites the files of the relations erasures deleted from since the last pass (erasure.py),
-so that no erased user's bytes stay in them.
+Last, it deletes the erased users' suppressions past their keep_until (migration 0010), and rewrites the files
+of the relations erasures deleted from since the last pass (erasure.py), so that no erased user's bytes stay
+in them.
 """
 
 import os
@@ -72,6 +73,7 @@ class RetentionReport:
     days_dropped: dict[str, list[date]] = field(default_factory=dict)  # table -> first day of each dropped partition
     rows_removed: dict[str, int] = field(default_factory=dict)  # table -> rows dropped or deleted
     rewritten: list[str] = field(default_factory=list)  # relations an erasure deleted from, rewritten
+    suppressions_expired: int = 0  # erasure_suppression rows past keep_until, deleted
 
     def removed(self, table: str, rows: int, day: date | None = None) -> None:
         self.rows_removed[table] = self.rows_removed.get(table, 0) + rows
@@ -140,5 +142,6 @@ def run_retention(conn: psycopg.Connection, policy: RetentionPolicy, today: date
             _delete_expired(conn, table, rows_kept, report)
     if quarantine_kept:
         _delete_expired(conn, QUARANTINE_TABLE, quarantine_kept, report)
+    report.suppressions_expired = _step(conn, "SELECT public.logins_delete_expired_suppressions()", ())
     report.rewritten = rewrite_pending(conn)  # the erasures' since the last pass (erasure.py)
     return report

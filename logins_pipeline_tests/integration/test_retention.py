@@ -1,6 +1,7 @@
 """Retention (migration 0008, logins_pipeline/retention.py) as the logins_retention login: exactly the days
-past each cutoff go (rows, vault, row-level analytics, quarantine), a second pass and a pass after an
-interrupted one find nothing more, and `reveal` of a login whose originals went says when."""
+past each cutoff go (rows, vault, row-level analytics, quarantine), and the erasure suppressions past their
+keep_until (migration 0010); a second pass and a pass after an interrupted one find nothing more, and
+`reveal` of a login whose originals went says when."""
 
 from datetime import timedelta
 
@@ -117,6 +118,21 @@ def test_the_retention_login_drops_days_but_reads_nothing(pipeline, history):
                 psycopg.errors.InsufficientPrivilege if "drop_partition" not in statement else psycopg.Error
             ):
                 conn.execute(statement)
+
+
+def test_a_pass_deletes_the_suppressions_past_their_keep_until_only(pipeline):
+    with pipeline.postgres.connect() as conn:
+        conn.execute(
+            "INSERT INTO erasure_suppression (user_hash, masking_key_id, keep_until)"
+            " VALUES ('past', 'k', now() - interval '1 second'), ('to come', 'k', now() + interval '1 hour')"
+        )
+    with connect(pipeline, settings.RETENTION_DSN) as conn:
+        report = run_retention(conn, RetentionPolicy(), TODAY)
+        again = run_retention(conn, RetentionPolicy(), TODAY)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM erasure_suppression")  # only through the function
+    assert (report.suppressions_expired, again.suppressions_expired) == (1, 0)
+    assert pipeline.query("SELECT user_hash FROM erasure_suppression") == [("to come",)]
 
 
 def test_reveal_of_a_login_whose_originals_retention_removed_says_when(pipeline, history):

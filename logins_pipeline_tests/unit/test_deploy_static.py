@@ -112,7 +112,7 @@ def test_the_ecs_code_server_and_run_tasks_get_every_production_setting():
     launcher = yaml.safe_load(ECS_DAGSTER_YAML.read_text())["run_launcher"]["config"]
     run_names = set(launcher["env_vars"]) | {secret["name"] for secret in launcher["secrets"]}
     assert PRODUCTION_SETTINGS - run_names == set()
-    assert {settings.RETENTION_DSN, settings.RETENTION_DAYS} <= run_names & code_names  # the set is not empty
+    assert {settings.RETENTION_DSN, settings.ERASURE_DSN, settings.RETENTION_DAYS} <= run_names & code_names
 
 
 def test_the_code_servers_secrets_are_the_run_tasks():
@@ -143,7 +143,7 @@ def test_the_helm_user_deployment_and_run_pods_get_every_production_setting():
     assert PRODUCTION_SETTINGS - CHART_SETTINGS - keys - {item["name"] for item in deployment["env"]} == set()
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert PRODUCTION_SETTINGS - CHART_SETTINGS - keys - {item.split("=")[0] for item in launcher["envVars"]} == set()
-    assert settings.RETENTION_DSN in keys
+    assert {settings.RETENTION_DSN, settings.ERASURE_DSN} <= keys
 
 
 def resources(template: Path) -> dict:

@@ -25,6 +25,7 @@ def _metadata(policy: RetentionPolicy, report: RetentionReport) -> dict[str, Any
         "days_dropped": sum(len(days) for days in report.days_dropped.values()),
         "rows_removed": sum(report.rows_removed.values()),
         "relations_rewritten": len(report.rewritten),
+        "suppressions_expired": report.suppressions_expired,
         **{f"rows_removed {table}": rows for table, rows in report.rows_removed.items()},
         **dropped,
     }
