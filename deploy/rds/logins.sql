@@ -6,6 +6,9 @@
 
 -- The group roles may connect; what each may read or write is in the migrations (docs/privacy.md).
 GRANT CONNECT ON DATABASE logins TO logins_writer, analyst, pii_reader;
+-- The writer's temporary tables: the staging table of a chunk that holds a redelivered message, and the daily
+-- analytics' refresh (PUBLIC's TEMPORARY went with bootstrap.sql's REVOKE).
+GRANT TEMPORARY ON DATABASE logins TO logins_writer;
 -- logins_retention (migration 0008) may only call the day-partition functions: make days, drop expired ones.
 GRANT CONNECT ON DATABASE logins TO logins_retention;
 -- logins_erasure (migration 0009) may only erase one user at a time: delete their rows, recompute their days

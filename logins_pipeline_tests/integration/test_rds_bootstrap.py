@@ -2,7 +2,8 @@
 is), run with psql as docs/deploy.md runs them, by a master built like RDS's (NOSUPERUSER CREATEDB CREATEROLE,
 member of nothing). Then `logins-pipeline migrate` as logins_owner, and a drain as the production roles:
 logins_writer_app writes the rows, and Dagster's storage lives in the database `dagster` as the role dagster;
-then a `retention` pass as logins_retention_app (the retention schedule's login), and an `erase` as
+a redelivered chunk and a day's analytics as logins_writer_app (both in temporary tables); then a `retention`
+pass as logins_retention_app (the retention schedule's login), and an `erase` as
 logins_erasure_app (the erase_user job's login). Each grant the bootstrap needs, removed, fails a step with
 PostgreSQL's own error."""
 
@@ -18,13 +19,17 @@ import pytest
 from click.testing import CliRunner
 
 from logins_pipeline import settings
+from logins_pipeline.analytics import TABLES, refresh_day
 from logins_pipeline.cli.main import main as cli_main
 from logins_pipeline.core.masking import MaskingKey
+from logins_pipeline.core.pii_keys import PiiKeys
+from logins_pipeline.core.transform import build_batch
 from logins_pipeline.erasure import Request, erase_user
 from logins_pipeline.local.environment import create_queues, write_dagster_yaml
 from logins_pipeline.local.services import PG_BIN, LocalPostgres, free_port
+from logins_pipeline.resources.postgres import write_batch
 from logins_pipeline.retention import RetentionPolicy, run_retention
-from logins_pipeline_tests.conftest import sample_events
+from logins_pipeline_tests.conftest import as_messages, sample_events
 from logins_pipeline_tests.harness import sqs_resource
 from logins_pipeline_tests.stack import REPO
 
@@ -40,9 +45,23 @@ PASSWORDS = {
     "retention_password": "r-pw",
     "erasure_password": "e-pw",
 }
-# The logins of deploy/rds/logins.sql that run the platform's maintenance: group role -> (login, its password's
-# name, what its job does with a connection).
-MAINTENANCE = {
+
+
+def write_a_redelivered_chunk_and_refresh_its_day(conn: psycopg.Connection) -> None:
+    """What the writer does in temporary tables: a chunk written twice (the second time through the staging
+    table) and the analytics of its day."""
+    batch = build_batch(as_messages([json.dumps(event) for event in sample_events()]), PiiKeys(KEY))
+    first, again = write_batch(conn, batch), write_batch(conn, batch)
+    assert first.inserted > 0 and again.inserted == 0
+    ((day,),) = conn.execute("SELECT max(create_date) FROM user_logins").fetchall()
+    refresh_day(conn, list(TABLES.values()), day)
+
+
+KEY = MaskingKey.from_secret(b"k" * 32)
+# The logins of deploy/rds/logins.sql: group role -> (login, its password's name, what its job does with a
+# connection).
+LOGINS = {
+    "writer": ("logins_writer_app", "writer_password", write_a_redelivered_chunk_and_refresh_its_day),
     "retention": (
         "logins_retention_app",
         "retention_password",
@@ -51,7 +70,7 @@ MAINTENANCE = {
     "erasure": (
         "logins_erasure_app",
         "erasure_password",
-        lambda conn: erase_user(conn, MaskingKey.from_secret(b"k" * 32), "u", Request("test", "test", 60)),
+        lambda conn: erase_user(conn, KEY, "u", Request("test", "test", 60)),
     ),
 }
 
@@ -221,6 +240,8 @@ def test_bootstrap_migrate_and_a_drain_as_the_production_roles(rds, local_servic
         stored = conn.execute("SELECT (SELECT count(*) FROM user_logins) + (SELECT count(*) FROM login_quarantine)")
         assert stored.fetchone() == (len(events),)
 
+    with psycopg.connect(writer_dsn) as conn:
+        write_a_redelivered_chunk_and_refresh_its_day(conn)
     erase_as_the_jobs_login(env, writer_dsn, erasure_dsn)
 
 
@@ -243,28 +264,38 @@ def test_without_the_connect_grant_the_writer_cannot_reach_the_database(rds, tmp
 
 
 CONNECT_DENIED = 'permission denied for database "logins"'
+TEMPORARY_DENIED = 'permission denied to create temporary tables in database "logins"'
 
 
 @pytest.mark.parametrize(
     ("work", "removed", "error"),
     [
+        ("writer", "GRANT TEMPORARY ON DATABASE logins TO logins_writer;\n", TEMPORARY_DENIED),
         ("retention", "GRANT CONNECT ON DATABASE logins TO logins_retention;\n", CONNECT_DENIED),
         ("retention", " IN ROLE logins_retention", CONNECT_DENIED),
         ("erasure", "GRANT CONNECT, TEMPORARY ON DATABASE logins TO logins_erasure;\n", CONNECT_DENIED),
         ("erasure", " IN ROLE logins_erasure", CONNECT_DENIED),
-        ("erasure", ", TEMPORARY", 'permission denied to create temporary tables in database "logins"'),
+        ("erasure", ", TEMPORARY", TEMPORARY_DENIED),
     ],
-    ids=["retention-connect", "retention-membership", "erasure-connect", "erasure-membership", "erasure-temporary"],
+    ids=[
+        "writer-temporary",
+        "retention-connect",
+        "retention-membership",
+        "erasure-connect",
+        "erasure-membership",
+        "erasure-temporary",
+    ],
 )
-def test_without_its_grants_or_its_role_a_maintenance_login_fails(rds, tmp_path, work, removed, error):
-    """The retention pass (logins_pipeline.retention) and the erasure (logins_pipeline.erasure) themselves, as
-    their jobs' logins: each connects through its group's CONNECT grant and reads, writes and calls its
-    migration's functions through the group's grants; the erasure recomputes a day in temporary tables."""
+def test_without_its_grants_or_its_role_a_login_fails(rds, tmp_path, work, removed, error):
+    """The writer's temporary tables, the retention pass (logins_pipeline.retention) and the erasure
+    (logins_pipeline.erasure) themselves, as their logins: each connects through its group's CONNECT grant and
+    reads, writes and calls its migration's functions through the group's grants; the writer stages a
+    redelivered chunk and, like the erasure, recomputes a day in temporary tables."""
     migrated(rds)
     assert rds.logins(without(tmp_path, RDS / "logins.sql", removed)).returncode == 0
     with psycopg.connect(rds.dsn("logins_owner", PASSWORDS["owner_password"], "logins")) as conn:
         conn.execute("INSERT INTO user_logins (user_id, message_id, create_date) VALUES ('u', 'm', current_date)")
-    login, password, job = MAINTENANCE[work]
+    login, password, job = LOGINS[work]
     with (
         pytest.raises(psycopg.Error, match=error),
         psycopg.connect(rds.dsn(login, PASSWORDS[password], "logins"), autocommit=True) as conn,
