@@ -227,6 +227,12 @@ def dump(dsn: str) -> bytes:
     ).stdout
 
 
+def data_state(pipeline) -> list[bytes]:
+    """The data database's dump but the sequences' positions (a killed transaction's nextval stays)."""
+    lines = dump(pipeline.postgres.dsn).splitlines()
+    return [line for line in lines if not line.startswith(b"SELECT pg_catalog.setval(")]
+
+
 def queue_bodies(pipeline) -> bytes:
     client = pipeline.sqs.client()
     bodies = []
@@ -309,11 +315,10 @@ def test_erasing_twice_is_harmless_and_the_daily_retention_pass_rewrites_the_fil
 @pytest.mark.slow  # a killed erase command, a Dagster run, searches
 def test_an_erase_killed_before_commit_leaves_all_of_the_user_and_the_job_then_erases_them(world, caplog, capfd):
     pipeline = world.pipeline
-    before = (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline))
+    before = data_state(pipeline)
     killed = world.erase(LOGINS_FAILPOINT="erase_before_commit")
     assert killed.returncode == -signal.SIGKILL
-    assert (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline)) == before
-    assert pipeline.scalar("SELECT count(*) FROM erasure_audit") == 0
+    assert data_state(pipeline) == before  # every table: all of the user, no suppression, no audit
 
     hashed = cli("user-hash", "--user-id", world.user).stdout.strip()
     result = erase_user_job.execute_in_process(
