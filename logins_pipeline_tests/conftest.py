@@ -17,7 +17,7 @@ from logins_pipeline import settings
 from logins_pipeline.core.messages import ReceivedMessage
 from logins_pipeline.drain.failpoints import forget_passages
 from logins_pipeline.local.dagster_ui import DagsterUI, dagster_ui
-from logins_pipeline.local.environment import LocalEnvironment
+from logins_pipeline.local.environment import LocalEnvironment, dagster_instance_env, write_dagster_yaml
 from logins_pipeline.local.services import LOCALSTACK_DEPLOY_SERVICES, LOCALSTACK_SERVICES, free_port
 from logins_pipeline_tests.aws_like_sqs import AWS_LIKE, AwsLikeSQS
 from logins_pipeline_tests.chaos import Count, Row, table
@@ -136,6 +136,26 @@ def pipeline(local_services, tmp_path, monkeypatch) -> Pipeline:
 def instance(pipeline) -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test(temp_dir=str(pipeline.dagster_home)) as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def instance_dsn(pipeline, local_services, monkeypatch) -> str:
+    """The shipped dagster.yaml in DAGSTER_HOME (as `make dev` and Compose run it), its storage in a fresh
+    database of the test Postgres; that database's DSN."""
+    environment, _ = local_services
+    database = f"dagster_{uuid.uuid4().hex[:8]}"
+    environment.postgres.ensure_database(database)
+    write_dagster_yaml(pipeline.dagster_home)
+    for name, value in dagster_instance_env(environment.postgres, database).items():
+        monkeypatch.setenv(name, value)
+    return environment.postgres.admin_dsn(database)
+
+
+@pytest.fixture
+def postgres_instance(pipeline, instance_dsn) -> Iterator[dg.DagsterInstance]:
+    """The instance of instance_dsn, for runs in this process."""
+    with dg.DagsterInstance.from_config(str(pipeline.dagster_home)) as postgres_instance:
+        yield postgres_instance
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """Erasure of one user (issue 22, docs/privacy.md "Erasure"), proven by searching every store for what is
-left of them rather than by counting what the code meant to delete: the data database's dump, DAGSTER_HOME,
-the queues, and after the rewrite the data directory's relation files."""
+left of them rather than by counting what the code meant to delete: the dumps of the data database and of
+Dagster's (the shipped dagster.yaml: Postgres storage), the files under DAGSTER_HOME, the runs' and commands'
+logs, the queues, and after the rewrite the data directory's relation files."""
 
 import json
+import logging
 import signal
 import subprocess
 import uuid
@@ -38,8 +40,9 @@ AGGREGATES = (*analytics.TABLES, analytics.FIRST_SEEN)
 class World:
     """Seeded through the queue and a real ingest run: the erased user, four others, the analytics."""
 
-    def __init__(self, pipeline, instance):
-        self.pipeline, self.instance = pipeline, instance
+    def __init__(self, pipeline, instance, dagster_dsn: str):
+        self.pipeline, self.instance, self.dagster_dsn = pipeline, instance, dagster_dsn
+        self.run_ids: list[str] = []  # of the Dagster runs, recorded in dagster_dsn's database
         self.user = str(uuid.uuid4())
         self.ip = f"198.51.100.{uuid.uuid4().int % 250 + 1}"
         self.device = f"dev-{uuid.uuid4().hex}"
@@ -95,6 +98,7 @@ class World:
             },
             run_config=dg.RunConfig(ops={ingest_logins.op.name: IngestConfig(build_processes=0, receivers=1)}),
         )
+        self.run_ids.append(result.run_id)
         (materialization,) = [
             m for m in result.asset_materializations_for_node(ingest_logins.op.name) if m.asset_key == user_logins.key
         ]
@@ -148,8 +152,10 @@ class World:
 
 
 @pytest.fixture
-def world(pipeline, instance) -> World:
-    seeded = World(pipeline, instance)
+def world(pipeline, postgres_instance, instance_dsn, caplog, capfd) -> World:
+    """Seeded; caplog and capfd hold what its runs log from the seeding one on (run_logs)."""
+    caplog.set_level(logging.INFO)
+    seeded = World(pipeline, postgres_instance, instance_dsn)
     seeded.seed()
     return seeded
 
@@ -215,12 +221,16 @@ def relation_files_holding(world: World) -> dict[str, set[str]]:
     return relations(pipeline, found_in_files(pipeline.postgres_data_dir, plaintext, skip=others))
 
 
-def data_dump(pipeline) -> bytes:
+def dump(dsn: str) -> bytes:
     return subprocess.run(
-        [str(_pgserver_bin() / "pg_dump"), "--data-only", "--dbname", pipeline.postgres.dsn],
-        capture_output=True,
-        check=True,
+        [str(_pgserver_bin() / "pg_dump"), "--data-only", "--dbname", dsn], capture_output=True, check=True
     ).stdout
+
+
+def data_state(pipeline) -> list[bytes]:
+    """The data database's dump but the sequences' positions (a killed transaction's nextval stays)."""
+    lines = dump(pipeline.postgres.dsn).splitlines()
+    return [line for line in lines if not line.startswith(b"SELECT pg_catalog.setval(")]
 
 
 def queue_bodies(pipeline) -> bytes:
@@ -232,18 +242,40 @@ def queue_bodies(pipeline) -> bytes:
     return "\n".join(bodies).encode()
 
 
-@pytest.mark.slow  # a Dagster run, the erase command, searches of every store
-def test_erase_leaves_nothing_of_the_user_in_any_store_and_the_others_unchanged(world):
+def run_logs(caplog, capfd, *commands: subprocess.CompletedProcess) -> bytes:
+    """What the test's runs (the seeding one on) and `commands` logged: Python logging, this process's
+    stdout/stderr, the commands' output."""
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    captured = capfd.readouterr()
+    outputs = [text for command in commands for text in (command.stdout, command.stderr)]
+    return "\n".join([*map(caplog.handler.format, records), captured.out, captured.err, *outputs]).encode()
+
+
+def left_of_the_user(world: World, logs: bytes) -> dict[str, set[str]]:
+    """Which of the user's needles each store still holds (the stores that hold none left out). The searches
+    are of the right places: Dagster's database holds every run of the test, the logs the seeding run's."""
     pipeline, needles = world.pipeline, world.needles()
+    dagster = dump(world.dagster_dsn)
+    assert all(run_id.encode() in dagster for run_id in world.run_ids) and b"drained 24 messages" in logs
+    found = {
+        "data database": found_in(dump(pipeline.postgres.dsn), needles),
+        "Dagster's database": found_in(dagster, needles),
+        "logs": found_in(logs, needles),
+        "queues": found_in(queue_bodies(pipeline), needles),
+        **{f"DAGSTER_HOME/{path}": hits for path, hits in found_in_files(pipeline.dagster_home, needles).items()},
+    }
+    return {store: hits for store, hits in found.items() if hits}
+
+
+@pytest.mark.slow  # a Dagster run, the erase command, searches of every store
+def test_erase_leaves_nothing_of_the_user_in_any_store_and_the_others_unchanged(world, caplog, capfd):
+    pipeline = world.pipeline
     before = world.others_state()
 
     result = world.erase("--rewrite")
 
     assert result.returncode == 0, result.stderr
-    assert not found_in((result.stdout + result.stderr).encode(), needles)
-    assert not found_in(data_dump(pipeline), needles)
-    assert not found_in_files(pipeline.dagster_home, needles)
-    assert not found_in(queue_bodies(pipeline), needles)
+    assert left_of_the_user(world, run_logs(caplog, capfd, result)) == {}
     assert relation_files_holding(world) == {}
 
     assert not world.shared_listed()  # used by one user fewer than the threshold now
@@ -281,13 +313,12 @@ def test_erasing_twice_is_harmless_and_the_daily_retention_pass_rewrites_the_fil
 
 
 @pytest.mark.slow  # a killed erase command, a Dagster run, searches
-def test_an_erase_killed_before_commit_leaves_all_of_the_user_and_the_job_then_erases_them(world):
+def test_an_erase_killed_before_commit_leaves_all_of_the_user_and_the_job_then_erases_them(world, caplog, capfd):
     pipeline = world.pipeline
-    before = (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline))
+    before = data_state(pipeline)
     killed = world.erase(LOGINS_FAILPOINT="erase_before_commit")
     assert killed.returncode == -signal.SIGKILL
-    assert (pipeline.query("SELECT * FROM user_logins ORDER BY message_id"), aggregates(pipeline)) == before
-    assert pipeline.scalar("SELECT count(*) FROM erasure_audit") == 0
+    assert data_state(pipeline) == before  # every table: all of the user, no suppression, no audit
 
     hashed = cli("user-hash", "--user-id", world.user).stdout.strip()
     result = erase_user_job.execute_in_process(
@@ -300,17 +331,17 @@ def test_an_erase_killed_before_commit_leaves_all_of_the_user_and_the_job_then_e
             ops={"erase_user": EraseConfig(user_hash=hashed, reason="DSR-1234", requested_by="dpo", rewrite=True)}
         ),
     )
+    world.run_ids.append(result.run_id)
 
     assert result.success
     assert pipeline.scalar("SELECT count(*) FROM user_logins WHERE user_id = %s", (world.user,)) == 0
     assert pipeline.scalar("SELECT user_hash FROM erasure_audit") == hashed == user_hash(pipeline.key, world.user)
-    assert not found_in(data_dump(pipeline), world.needles())
-    assert not found_in_files(pipeline.dagster_home, world.needles())  # the run's config, events and logs
+    assert left_of_the_user(world, run_logs(caplog, capfd, killed)) == {}  # the job run's config, events, logs
     assert relation_files_holding(world) == {}
 
 
 @pytest.mark.slow  # two Dagster runs and three commands
-def test_messages_of_an_erased_user_are_deleted_unread_by_the_drain_and_redrive(world):
+def test_messages_of_an_erased_user_are_deleted_unread_by_the_drain_and_redrive(world, caplog, capfd):
     pipeline = world.pipeline
     world.erase_here()
     client = pipeline.sqs.client()
@@ -323,8 +354,7 @@ def test_messages_of_an_erased_user_are_deleted_unread_by_the_drain_and_redrive(
 
     assert metadata["suppressed"] == 1 and metadata["inserted"] == 1
     assert pipeline.left_in_queues() == 0
-    assert not found_in(data_dump(pipeline), world.needles())
-    assert not found_in_files(pipeline.dagster_home, world.needles())
+    assert left_of_the_user(world, run_logs(caplog, capfd, redriven)) == {}
 
 
 def test_the_erasure_login_erases_but_reads_no_original_and_drops_nothing(pipeline):

@@ -5,7 +5,6 @@ once both succeed, went through the run queue, and are recorded in the instance'
 import json
 import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
@@ -15,7 +14,6 @@ import pytest
 
 from logins_pipeline.defs.logins.assets import user_logins
 from logins_pipeline.local.dagster_ui import dagster_ui
-from logins_pipeline.local.environment import dagster_instance_env, write_dagster_yaml
 from logins_pipeline_tests.conftest import REPO, sample_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,19 +24,6 @@ query Freshness($key: AssetKeyInput!) { assetNodes(assetKeys: [$key]) { freshnes
 
 
 QUEUE_EVENTS = (dg.DagsterEventType.RUN_ENQUEUED.value, dg.DagsterEventType.RUN_STARTING.value)
-
-
-@pytest.fixture
-def instance_dsn(pipeline, local_services, monkeypatch) -> str:
-    """A Dagster instance in DAGSTER_HOME stored in a fresh database of the test Postgres; its DSN."""
-    environment, _ = local_services
-    database = f"dagster_{uuid.uuid4().hex[:8]}"
-    environment.postgres.ensure_database(database)
-    write_dagster_yaml(pipeline.dagster_home)
-    for name, value in dagster_instance_env(environment.postgres, database).items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FRESHNESS_DAEMON_INTERVAL_SECONDS", "5")
-    return environment.postgres.admin_dsn(database)
 
 
 def freshness(ui) -> str:
@@ -53,7 +38,10 @@ def wait_for_freshness(ui, wanted: str, timeout: float = 90) -> str:
     return status
 
 
-def test_two_runs_launched_at_once_both_succeed_and_are_recorded_in_postgres(pipeline, instance_dsn, tmp_path):
+def test_two_runs_launched_at_once_both_succeed_and_are_recorded_in_postgres(
+    pipeline, instance_dsn, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("FRESHNESS_DAEMON_INTERVAL_SECONDS", "5")
     with dagster_ui(REPO / "workspace.yaml", dict(os.environ), daemon=True, log_dir=tmp_path) as ui:
         ui.stop_sensor("login_queue_sensor")  # only the two runs below drain the queue
         pipeline.seed([json.dumps(event) for event in sample_events()])
