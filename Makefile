@@ -8,7 +8,7 @@ UI_PORT ?= 3000
 # Root installs Debian packages directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics bench-stream bench-hostile bench-retention down clean
+.PHONY: install lock image browser up demo dev screenshot lint test test-fast chaos bench bench-analytics bench-stream bench-hostile bench-retention breaks-erasure down clean
 
 # checkov (the security scanner of `make lint`) pins boto3, policy_sentry and packaging below the project's
 # own pins, so it lives in a venv of its own, named by its version.
@@ -130,6 +130,10 @@ bench-hostile: install
 bench-retention: install
 	PYTHONPATH=. nice -n 5 $(BIN)/python benchmarks/retention_bench.py $(if $(ROWS),--rows $(ROWS)) \
 		--write docs/benchmarks.md
+
+# Each step of the erasure removed from the code in turn, and its tests run (edits the tree: a clean checkout).
+breaks-erasure: install
+	PYTHONPATH=benchmarks nice -n 5 $(BIN)/python scripts/erasure_breaks.py --write docs/privacy.md
 
 down:
 	@if [ -x $(BIN)/logins-pipeline ]; then $(BIN)/logins-pipeline down; fi
