@@ -78,10 +78,10 @@ BREAKS = [
 
 
 def first_failure(output: str, test: str) -> str:
-    """The first `E ` line of `test`'s failure section: what it failed on."""
+    """The statement `test` failed on (pytest's `>` line) and the first line of its error."""
     section = output.split(f"_ {test} _", 1)[-1]
-    found = re.search(r"^E +(.+)$", section, re.M)
-    return found.group(1).strip()[:160] if found else "?"
+    found = re.search(r"^>\s+(.+)$(?:\n(?!E ).*$)*\nE +(.+)$", section, re.M)
+    return f"{found.group(1).strip()}` -> `{found.group(2).strip()}"[:220] if found else "?"
 
 
 def run_broken(step: Break) -> tuple[str, list[tuple[str, str]]]:
@@ -110,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", type=Path, help="write the table into this Markdown file")
     args = parser.parse_args()
-    lines = ["| step removed | tests failed | the first of them, and on what |", "|---|---|---|"]
+    lines = ["| step removed | test_erasure.py | the first test that failed, and on what |", "|---|---|---|"]
     silent = []
     for step in BREAKS:
         print(f"{step.step}: removed from {step.path}, running {TESTS}", file=sys.stderr, flush=True)
@@ -119,7 +119,7 @@ def main() -> None:
         if not failed:
             silent.append(step.step)
         test, why = failed[0] if failed else ("none", "")
-        lines.append(f"| {step.step} | {len(failed)} ({summary}) | `{test}`: `{why.replace('|', '/')}` |")
+        lines.append(f"| {step.step} | {summary} | `{test}`: `{why.replace('|', '/')}` |")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
